@@ -1,0 +1,455 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/magpiedb/magpie/internal/keys"
+)
+
+// A data dir holds every database of one magpie instance:
+//
+//	DIR/magpie.json                 format version and the master key's fingerprint
+//	DIR/LOCK                        held while a process uses the data dir
+//	DIR/databases/NAME/record.json  the database record (sealed secret key for encrypted ones)
+//	DIR/databases/NAME/keys.json    data keys sealed with the database's secret key
+//	DIR/databases/NAME/db/          the pebble store (every file encrypted when the database is)
+//
+// The master key lives outside the data dir (by default DIR.master.key, next
+// to it) so that a copy of the data dir alone opens nothing.
+//
+// Invariant: a database directory under databases/ is complete. Databases
+// are built under a dot-prefixed temporary name and renamed into place;
+// dot-prefixed leftovers of a crash are removed when the data dir opens.
+
+const (
+	dataDirFormat   = 1
+	manifestName    = "magpie.json"
+	databasesDir    = "databases"
+	lockName        = "LOCK"
+	tempPrefix      = ".tmp-"
+	deletingPrefix  = ".deleting-"
+	masterKeySuffix = ".master.key"
+)
+
+// Options says where a data dir and its master key are.
+type Options struct {
+	Dir string
+	// MasterKeyFile defaults to DefaultMasterKeyFile(Dir).
+	MasterKeyFile string
+	// Create initialises the data dir when it does not exist yet (and the
+	// master key with it when that file does not exist either).
+	Create bool
+}
+
+// DefaultMasterKeyFile is where the master key of a data dir is kept when no
+// path is given: beside the data dir, never inside it.
+func DefaultMasterKeyFile(dir string) string {
+	return filepath.Clean(dir) + masterKeySuffix
+}
+
+// DataDir is an open data dir. It holds the data dir's lock until Close, so
+// two magpie processes never work on the same databases at once.
+type DataDir struct {
+	dir        string
+	master     keys.Key
+	lock       io.Closer
+	createdNew bool
+	createdKey bool
+	masterPath string
+}
+
+type dataDirManifest struct {
+	Format               int       `json:"format"`
+	MasterKeyFingerprint string    `json:"masterKeyFingerprint"`
+	Created              time.Time `json:"created"`
+}
+
+// Open opens (or with opts.Create, initialises) a data dir.
+func Open(opts Options) (*DataDir, error) {
+	dir := filepath.Clean(opts.Dir)
+	masterPath := opts.MasterKeyFile
+	if masterPath == "" {
+		masterPath = DefaultMasterKeyFile(dir)
+	}
+	d := &DataDir{dir: dir, masterPath: masterPath}
+
+	raw, err := os.ReadFile(filepath.Join(dir, manifestName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if !opts.Create {
+			return nil, errorf(ErrNoDataDir, "Create a database first with `magpie db create NAME`, or point --data (MAGPIE_DATA) at an existing data dir",
+				"there is no magpie data dir at %s", dir)
+		}
+		if err := d.initialise(); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("cannot read %s: %w", filepath.Join(dir, manifestName), err)
+	default:
+		var m dataDirManifest
+		if err := json.Unmarshal(raw, &m); err != nil || m.Format == 0 {
+			return nil, errorf(ErrDatabaseDamaged, "Restore the data dir from a backup",
+				"%s is damaged or not a magpie data dir manifest", filepath.Join(dir, manifestName))
+		}
+		if m.Format > dataDirFormat {
+			return nil, fmt.Errorf("data dir %s has format %d, newer than this magpie understands (%d): upgrade magpie", dir, m.Format, dataDirFormat)
+		}
+		master, err := keys.ReadFile(masterPath)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, errorf(ErrWrongMasterKey, "Pass the master key it was created with using --master-key or MAGPIE_MASTER_KEY_FILE; magpie never creates a new master key for an existing data dir",
+					"the master key file %s does not exist, but data dir %s was initialised with master key %s", masterPath, dir, m.MasterKeyFingerprint)
+			}
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		if master.Fingerprint() != m.MasterKeyFingerprint {
+			return nil, errorf(ErrWrongMasterKey, "Pass the master key it was created with using --master-key or MAGPIE_MASTER_KEY_FILE",
+				"the master key in %s (fingerprint %s) is not the one data dir %s was initialised with (fingerprint %s)",
+				masterPath, master.Fingerprint(), dir, m.MasterKeyFingerprint)
+		}
+		d.master = master
+	}
+
+	lock, err := vfs.Default.Lock(filepath.Join(dir, lockName))
+	if err != nil {
+		return nil, errorf(ErrLocked, "Stop the other magpie process (or, once the server exists, use --server to go through it) and try again",
+			"data dir %s is in use by another magpie process", dir)
+	}
+	d.lock = lock
+	if err := d.sweep(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// initialise creates a new data dir. The master key is read when its file
+// exists (several data dirs may share one) and generated otherwise.
+func (d *DataDir) initialise() error {
+	master, err := keys.ReadFile(d.masterPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if master, err = keys.Generate(); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(d.masterPath), 0o700); err != nil {
+			return fmt.Errorf("cannot create the folder for the master key: %w", err)
+		}
+		if err := keys.WriteFile(d.masterPath, master); err != nil {
+			return err
+		}
+		d.createdKey = true
+	case err != nil:
+		return fmt.Errorf("master key: %w", err)
+	}
+	d.master = master
+	if err := os.MkdirAll(filepath.Join(d.dir, databasesDir), 0o700); err != nil {
+		return fmt.Errorf("cannot create data dir %s: %w", d.dir, err)
+	}
+	m := dataDirManifest{Format: dataDirFormat, MasterKeyFingerprint: master.Fingerprint(), Created: time.Now().UTC()}
+	raw, _ := json.MarshalIndent(m, "", "  ")
+	if err := writeFileAtomic(filepath.Join(d.dir, manifestName), append(raw, '\n'), 0o600); err != nil {
+		return err
+	}
+	d.createdNew = true
+	return nil
+}
+
+// sweep removes what an interrupted create or delete left behind, and
+// finishes or rolls back interrupted imports.
+func (d *DataDir) sweep() error {
+	entries, err := os.ReadDir(filepath.Join(d.dir, databasesDir))
+	if err != nil {
+		return fmt.Errorf("cannot list databases in %s: %w", d.dir, err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix) || strings.HasPrefix(e.Name(), deletingPrefix) {
+			if err := os.RemoveAll(filepath.Join(d.dir, databasesDir, e.Name())); err != nil {
+				return fmt.Errorf("cannot remove leftover %s: %w", e.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// Close releases the data dir lock.
+func (d *DataDir) Close() error {
+	if d.lock == nil {
+		return nil
+	}
+	err := d.lock.Close()
+	d.lock = nil
+	return err
+}
+
+// Path is the data dir's location.
+func (d *DataDir) Path() string { return d.dir }
+
+// MasterKeyFile is where the master key was read from or written to.
+func (d *DataDir) MasterKeyFile() string { return d.masterPath }
+
+// CreatedMasterKey reports whether Open generated a new master key, which the
+// operator must be told to back up.
+func (d *DataDir) CreatedMasterKey() bool { return d.createdKey }
+
+func (d *DataDir) databasePath(name string) string {
+	return filepath.Join(d.dir, databasesDir, name)
+}
+
+// Info describes one database.
+type Info struct {
+	Name           string    `json:"Name"`
+	Encrypted      bool      `json:"Encrypted"`
+	KeyFingerprint string    `json:"KeyFingerprint,omitempty"`
+	Created        time.Time `json:"Created"`
+}
+
+// Databases lists the databases, sorted by name.
+func (d *DataDir) Databases() ([]Info, error) {
+	entries, err := os.ReadDir(filepath.Join(d.dir, databasesDir))
+	if err != nil {
+		return nil, fmt.Errorf("cannot list databases in %s: %w", d.dir, err)
+	}
+	var out []Info
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		rec, err := readRecord(d.databasePath(e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Info{Name: rec.Name, Encrypted: rec.Encrypted, KeyFingerprint: rec.KeyFingerprint, Created: rec.Created})
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
+	return out, nil
+}
+
+// lookup finds a database's directory name case-insensitively: database
+// names, like RavenDB's, are not case-sensitive.
+func (d *DataDir) lookup(name string) (string, error) {
+	if err := ValidateDatabaseName(name); err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(filepath.Join(d.dir, databasesDir))
+	if err != nil {
+		return "", fmt.Errorf("cannot list databases in %s: %w", d.dir, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && strings.EqualFold(e.Name(), name) {
+			return e.Name(), nil
+		}
+	}
+	return "", errorf(ErrNotFound, "List the databases with `magpie db list`", "database %q does not exist", name)
+}
+
+// CreateOptions configures a new database.
+type CreateOptions struct {
+	// Encrypted databases need a secret key: Key when set, a new random one
+	// otherwise (CreateDatabase returns it so the operator can store it).
+	Encrypted bool
+	Key       *keys.Key
+}
+
+// CreateDatabase creates an empty database and returns its secret key when
+// it is encrypted. The database appears under its name only when complete.
+func (d *DataDir) CreateDatabase(name string, opts CreateOptions) (keys.Key, error) {
+	return d.CreateDatabaseFrom(name, opts, nil)
+}
+
+// CreateDatabaseFrom creates a database and, when fill is set, lets fill
+// write into it (a restore) before it appears under its name. If fill
+// fails, no database is created.
+func (d *DataDir) CreateDatabaseFrom(name string, opts CreateOptions, fill func(db *DB) error) (keys.Key, error) {
+	if err := ValidateDatabaseName(name); err != nil {
+		return keys.Key{}, err
+	}
+	if opts.Key != nil && !opts.Encrypted {
+		return keys.Key{}, errorf(ErrInvalidInput, "Add --encrypted, or leave out --key-file", "a key was given for a database that is not encrypted")
+	}
+	if err := d.checkFree(name); err != nil {
+		return keys.Key{}, err
+	}
+	var secret keys.Key
+	if opts.Encrypted {
+		if opts.Key != nil {
+			secret = *opts.Key
+		} else {
+			var err error
+			if secret, err = keys.Generate(); err != nil {
+				return keys.Key{}, err
+			}
+		}
+	}
+	err := d.build(name, func(tmp string) error {
+		rec := &record{Name: name, Encrypted: opts.Encrypted, Created: time.Now().UTC()}
+		var ring *keyRing
+		if opts.Encrypted {
+			r, err := newKeyRing(secret)
+			if err != nil {
+				return err
+			}
+			ring = r
+			rec.sealSecret(d.master, secret)
+			if err := writeKeyRing(tmp, ring); err != nil {
+				return err
+			}
+		}
+		if err := writeRecord(tmp, rec); err != nil {
+			return err
+		}
+		pdb, err := openPebble(filepath.Join(tmp, "db"), ring, name, true)
+		if err != nil {
+			return err
+		}
+		if err := pdb.Close(); err != nil {
+			return err
+		}
+		if fill == nil {
+			return nil
+		}
+		db, err := openDB(tmp, rec, ring)
+		if err != nil {
+			return err
+		}
+		if err := fill(db); err != nil {
+			db.Close()
+			return err
+		}
+		return db.Close()
+	})
+	return secret, err
+}
+
+// checkFree fails when a database called name (in any letter case) exists.
+func (d *DataDir) checkFree(name string) error {
+	if _, err := d.lookup(name); err == nil {
+		return errorf(ErrExists, "Choose another name, or delete it first with `magpie db delete "+name+"`", "database %q already exists", name)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// build creates a database in a temporary directory with fill, syncs it and
+// renames it into place. Whatever fails, nothing appears under name.
+func (d *DataDir) build(name string, fill func(dir string) error) error {
+	parent := filepath.Join(d.dir, databasesDir)
+	tmp, err := os.MkdirTemp(parent, tempPrefix+name+"-")
+	if err != nil {
+		return fmt.Errorf("cannot create a database directory in %s: %w", parent, err)
+	}
+	if err := fill(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := syncDir(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	// A database of that name may have appeared meanwhile (another
+	// process through the server, later); never replace it.
+	if err := d.checkFree(name); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(parent, name)); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("cannot move the new database into place: %w", err)
+	}
+	return syncDir(parent)
+}
+
+// DeleteDatabase removes a database and all its files. The directory is
+// first renamed out of the way so that a crash never leaves half a database
+// under its name.
+func (d *DataDir) DeleteDatabase(name string) error {
+	dirName, err := d.lookup(name)
+	if err != nil {
+		return err
+	}
+	parent := filepath.Join(d.dir, databasesDir)
+	doomed := filepath.Join(parent, fmt.Sprintf("%s%s-%d", deletingPrefix, dirName, time.Now().UnixNano()))
+	if err := os.Rename(filepath.Join(parent, dirName), doomed); err != nil {
+		return fmt.Errorf("cannot delete database %q: %w", name, err)
+	}
+	if err := syncDir(parent); err != nil {
+		return err
+	}
+	return os.RemoveAll(doomed)
+}
+
+// OpenDatabase opens a database for reading and writing.
+func (d *DataDir) OpenDatabase(name string) (*DB, error) {
+	dirName, err := d.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	dir := d.databasePath(dirName)
+	rec, err := readRecord(dir)
+	if err != nil {
+		return nil, err
+	}
+	var ring *keyRing
+	if rec.Encrypted {
+		secret, err := rec.openSecret(d.master)
+		if err != nil {
+			return nil, err
+		}
+		if ring, err = readKeyRing(dir, secret); err != nil {
+			return nil, err
+		}
+	}
+	return openDB(dir, rec, ring)
+}
+
+// writeFileAtomic writes data to path through a temporary file, fsyncs it,
+// renames it into place and fsyncs the directory.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("cannot sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("cannot sync %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("cannot sync %s: %w", dir, err)
+	}
+	return nil
+}
