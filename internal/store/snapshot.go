@@ -101,17 +101,17 @@ var ErrSnapshotNeedsKey = errors.New("snapshot needs its database key")
 // InstallSnapshot creates database name from snapshot files: fill writes
 // db/ and, for an encrypted database, keys.json into the directory it is
 // given. The database is opened and checked before it appears.
-func (d *DataDir) InstallSnapshot(name string, rec SnapshotRecord, opts InstallOptions, fill func(dir string) error) error {
+func (d *DataDir) InstallSnapshot(name string, encrypted bool, opts InstallOptions, fill func(dir string) error) error {
 	if err := ValidateDatabaseName(name); err != nil {
 		return err
 	}
 	if err := d.checkFree(name); err != nil {
 		return err
 	}
-	if rec.Encrypted && opts.Key == nil {
+	if encrypted && opts.Key == nil {
 		return errorf(ErrSnapshotNeedsKey, "Give the database's secret key with --key-file", "the snapshot is of an encrypted database and no key was given")
 	}
-	if !rec.Encrypted && opts.NewKey != nil {
+	if !encrypted && opts.NewKey != nil {
 		return errorf(ErrInvalidInput, "Restore it unencrypted, then export and import it into an encrypted database",
 			"a snapshot of an unencrypted database cannot be restored encrypted (its files would have to be rewritten)")
 	}
@@ -119,9 +119,9 @@ func (d *DataDir) InstallSnapshot(name string, rec SnapshotRecord, opts InstallO
 		if err := fill(tmp); err != nil {
 			return err
 		}
-		r := &record{Name: name, Encrypted: rec.Encrypted, Created: time.Now().UTC()}
+		r := &record{Name: name, Encrypted: encrypted, Created: time.Now().UTC()}
 		var ring *keyRing
-		if rec.Encrypted {
+		if encrypted {
 			var err error
 			if ring, err = readKeyRing(tmp, *opts.Key); err != nil {
 				return err

@@ -23,10 +23,11 @@ type Walker struct {
 type WalkResult struct {
 	// LastEtag is the database's last etag at the walk's snapshot: the point
 	// an incremental backup continues from.
-	LastEtag   uint64
-	Documents  int64
-	Tombstones int64
-	Indexes    int64
+	LastEtag    uint64
+	Documents   int64
+	Tombstones  int64
+	Attachments int64
+	Indexes     int64
 }
 
 // Walk streams the database as of one snapshot. With since > 0 only the
@@ -46,6 +47,7 @@ func (db *DB) Walk(since uint64, w Walker) (WalkResult, error) {
 			if err != nil {
 				return err
 			}
+			res.Attachments += int64(len(refs))
 			for _, ref := range refs {
 				content, err := db.openBlob(snap, ref.Hash)
 				if err != nil {
