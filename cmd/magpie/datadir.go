@@ -1,0 +1,61 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/magpiedb/magpie/internal/store"
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	dataDir   string
+	masterKey string
+}
+
+// openDataDir opens the data dir; create initialises it when missing (only
+// commands that make something do that, so a typo in --data is reported
+// instead of silently creating an empty data dir).
+func (g *globals) openDataDir(create bool) (*store.DataDir, error) {
+	d, err := store.Open(store.Options{Dir: g.dataDir, MasterKeyFile: g.masterKey, Create: create})
+	if err != nil {
+		return nil, err
+	}
+	if d.CreatedMasterKey() {
+		fmt.Fprintf(os.Stderr, "magpie: initialised data dir %s and created its master key at %s (mode 0600).\n"+
+			"magpie: back the master key up apart from the data: without it the encrypted databases in %s cannot be opened.\n",
+			d.Path(), d.MasterKeyFile(), d.Path())
+	}
+	return d, nil
+}
+
+// withDatabase opens the data dir and one database for the duration of fn.
+func (g *globals) withDatabase(name string, fn func(db *store.DB) error) error {
+	d, err := g.openDataDir(false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	db, err := d.OpenDatabase(name)
+	if err != nil {
+		return err
+	}
+	if err := fn(db); err != nil {
+		db.Close()
+		return err
+	}
+	return db.Close()
+}
+
+// printJSON writes v as indented JSON on stdout.
+func printJSON(cmd *cobra.Command, v any) error {
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func addJSONFlag(cmd *cobra.Command, v *bool) {
+	cmd.Flags().BoolVar(v, "json", false, "print the result as JSON")
+}

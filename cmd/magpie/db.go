@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/magpiedb/magpie/internal/keys"
+	"github.com/magpiedb/magpie/internal/store"
+	"github.com/spf13/cobra"
+)
+
+func newDBCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "db",
+		Short: "Create, list and delete databases",
+	}
+	cmd.AddCommand(newDBCreateCmd(g), newDBListCmd(g), newDBDeleteCmd(g))
+	return cmd
+}
+
+func newDBCreateCmd(g *globals) *cobra.Command {
+	var encrypted, asJSON bool
+	var keyFile string
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a database, optionally encrypted at rest",
+		Long: `Create a database. With --encrypted every file of the database is encrypted
+with keys that its secret key protects. Give the secret key with --key-file
+(a file holding the base64 text that 'magpie secrets generate' prints, mode
+0600); without it a new key is generated and printed once: store it safely,
+it is what restores the database's snapshots and backups.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := store.ValidateDatabaseName(name); err != nil {
+				return err
+			}
+			opts := store.CreateOptions{Encrypted: encrypted}
+			if keyFile != "" {
+				if !encrypted {
+					return usagef("--key-file was given but the database is not encrypted. Add --encrypted, or leave out --key-file")
+				}
+				k, err := keys.ReadFile(keyFile)
+				if err != nil {
+					return err
+				}
+				opts.Key = &k
+			}
+			d, err := g.openDataDir(true)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			secret, err := d.CreateDatabase(name, opts)
+			if err != nil {
+				return err
+			}
+			printKey := encrypted && keyFile == ""
+			if asJSON {
+				out := map[string]any{"Name": name, "Encrypted": encrypted}
+				if encrypted {
+					out["KeyFingerprint"] = secret.Fingerprint()
+				}
+				if printKey {
+					out["Key"] = secret.Base64()
+				}
+				return printJSON(cmd, out)
+			}
+			w := cmd.OutOrStdout()
+			if !encrypted {
+				fmt.Fprintf(w, "created database %s\n", name)
+				return nil
+			}
+			fmt.Fprintf(w, "created encrypted database %s (key fingerprint %s)\n", name, secret.Fingerprint())
+			if printKey {
+				fmt.Fprintf(w, "\nIts secret key, shown only this once:\n\n    %s\n\n", secret.Base64())
+				fmt.Fprintf(w, "WARNING: store this key somewhere safe, apart from the data dir. Restoring this\n"+
+					"database's snapshots and encrypted backups needs it; magpie cannot recover it.\n")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&encrypted, "encrypted", false, "encrypt the database at rest")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "file holding the database's secret key (base64 of 32 bytes, mode 0600)")
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newDBListCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the databases",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := g.openDataDir(false)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			dbs, err := d.Databases()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if dbs == nil {
+					dbs = []store.Info{}
+				}
+				return printJSON(cmd, dbs)
+			}
+			if len(dbs) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no databases")
+				return nil
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tENCRYPTED\tKEY FINGERPRINT\tCREATED (UTC)")
+			for _, db := range dbs {
+				fp := "-"
+				if db.KeyFingerprint != "" {
+					fp = db.KeyFingerprint
+				}
+				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", db.Name, db.Encrypted, fp, db.Created.UTC().Format("2006-01-02 15:04:05"))
+			}
+			return tw.Flush()
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newDBDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a database and all its files",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := g.openDataDir(false)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			if err := d.DeleteDatabase(args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted database %s\n", args[0])
+			return nil
+		},
+	}
+}
+
+func newSecretsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "secrets",
+		Short: "Generate keys",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "generate",
+		Short: "Print a new random key (base64 of 32 bytes) and nothing else",
+		Long: `Print a new random key: the base64 text of 32 random bytes, and nothing else.
+Save it to a file only you can read, for example:
+
+    magpie secrets generate > media.key && chmod 600 media.key`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := keys.Generate()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k.Base64())
+			return nil
+		},
+	})
+	return cmd
+}
