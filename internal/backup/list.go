@@ -1,0 +1,86 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Chain is one chain folder as found on disk.
+type Chain struct {
+	Dir string
+	// Manifest is nil when the chain is incomplete (Problem says why).
+	Manifest *Manifest
+	Problem  string
+	// Stray lists files in the folder that the manifest does not name:
+	// left by an interrupted run, and ignored.
+	Stray []string
+}
+
+// Complete reports whether the chain can be restored.
+func (c *Chain) Complete() bool { return c.Manifest != nil }
+
+func isChainName(name string) bool {
+	return strings.HasSuffix(name, ".backup") || strings.HasSuffix(name, ".snapshot") ||
+		strings.HasSuffix(name, ".backup"+InProgressSuffix) || strings.HasSuffix(name, ".snapshot"+InProgressSuffix)
+}
+
+// ReadChain reads one chain folder.
+func ReadChain(dir string) *Chain {
+	c := &Chain{Dir: dir}
+	if strings.HasSuffix(dir, InProgressSuffix) {
+		c.Problem = "still being written, or its backup was interrupted"
+		return c
+	}
+	m, err := ReadManifest(dir)
+	if err != nil {
+		c.Problem = err.Error()
+		return c
+	}
+	c.Manifest = m
+	listed := map[string]bool{ManifestName: true}
+	for _, f := range m.Files {
+		listed[f.Name] = true
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !listed[e.Name()] {
+			c.Stray = append(c.Stray, e.Name())
+		}
+	}
+	return c
+}
+
+// FindChains lists the chains at path: path itself when it is a chain
+// folder, else the chain folders inside it, oldest first.
+func FindChains(path string) ([]*Chain, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s does not exist. Give a backup file, a chain folder or a folder of chains", path)
+		}
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is a file, not a folder of backups", path)
+	}
+	if _, err := os.Stat(filepath.Join(path, ManifestName)); err == nil || isChainName(filepath.Base(path)) {
+		return []*Chain{ReadChain(path)}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Chain
+	for _, e := range entries {
+		if e.IsDir() && isChainName(e.Name()) {
+			out = append(out, ReadChain(filepath.Join(path, e.Name())))
+		}
+	}
+	// Chain folders start with their UTC stamp, so name order is time order.
+	sort.Slice(out, func(i, j int) bool { return filepath.Base(out[i].Dir) < filepath.Base(out[j].Dir) })
+	return out, nil
+}

@@ -1,0 +1,154 @@
+package restore
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"filippo.io/age"
+	"github.com/magpiedb/magpie/internal/backup"
+)
+
+// checkKeys makes sure the operator gave what the chain needs, and that a
+// key is the chain's key, before anything is read or created. The MAC of a
+// keyed manifest is checked here too.
+func checkKeys(t *Target, dec *backup.Decryption) error {
+	m := t.Manifest
+	mpath := filepath.Join(t.ChainDir, backup.ManifestName)
+	switch m.Encryption {
+	case backup.ModeKey, backup.ModeDatabase:
+		what := "its key"
+		if m.Encryption == backup.ModeDatabase {
+			what = "the database's secret key"
+		}
+		if dec.Key == nil {
+			return fmt.Errorf("the backup in %s is encrypted (mode %s) and no key was given. Give %s with --key-file FILE", t.ChainDir, m.Encryption, what)
+		}
+		if dec.Key.Fingerprint() != m.KeyFingerprint {
+			return fmt.Errorf("the key given (fingerprint %s) is not the key of the backup in %s (fingerprint %s). Give %s with --key-file FILE", dec.Key.Fingerprint(), t.ChainDir, m.KeyFingerprint, what)
+		}
+		return m.CheckMAC(mpath, *dec.Key)
+	case backup.ModeRecipients:
+		if len(dec.Identities) == 0 {
+			return fmt.Errorf("the backup in %s is encrypted to age recipients and no identity was given. Give the matching age identity file with --identity FILE", t.ChainDir)
+		}
+	case backup.ModeNone:
+	default:
+		return fmt.Errorf("%s names encryption mode %q, which this magpie does not know. Use a matching magpie version", mpath, m.Encryption)
+	}
+	return nil
+}
+
+// fileStream reads one backup file: it hashes every stored byte and, for
+// files magpie encrypted, yields the decrypted stream.
+type fileStream struct {
+	path  string
+	entry backup.FileEntry
+	f     *os.File
+	h     hash.Hash
+	n     int64
+	plain io.Reader
+}
+
+func (s *fileStream) Read(p []byte) (int, error) {
+	n, err := s.f.Read(p)
+	s.h.Write(p[:n])
+	s.n += int64(n)
+	return n, err
+}
+
+func integrityError(path, reason string) error {
+	return fmt.Errorf("backup file %s %w: %s. The file was changed, damaged or cut short; use another backup", path, backup.ErrIntegrity, reason)
+}
+
+// openRaw opens a file of t for hashing only, after checking its size
+// against the manifest.
+func openRaw(t *Target, e backup.FileEntry) (*fileStream, error) {
+	path := filepath.Join(t.ChainDir, e.Name)
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("backup file %s is missing although the manifest lists it. Restore the file, or use another backup", path)
+		}
+		return nil, fmt.Errorf("cannot read backup file %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Size() != e.Size {
+		f.Close()
+		return nil, integrityError(path, fmt.Sprintf("it is %d bytes but its manifest says %d", st.Size(), e.Size))
+	}
+	s := &fileStream{path: path, entry: e, f: f, h: sha256.New()}
+	s.plain = bufio.NewReaderSize(s, 256<<10)
+	return s, nil
+}
+
+// openStream opens a file of t and yields its decrypted stream.
+func openStream(t *Target, e backup.FileEntry, dec *backup.Decryption) (*fileStream, error) {
+	s, err := openRaw(t, e)
+	if err != nil {
+		return nil, err
+	}
+	path, f, buffered := s.path, s.f, s.plain
+	if strings.HasSuffix(e.Name, backup.AgeSuffix) {
+		var ids []age.Identity
+		if dec.Key != nil {
+			id, err := age.NewScryptIdentity(dec.Key.Base64())
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+			id.SetMaxWorkFactor(backup.ScryptWorkFactor)
+			ids = append(ids, id)
+		}
+		ids = append(ids, dec.Identities...)
+		if len(ids) == 0 {
+			f.Close()
+			return nil, fmt.Errorf("backup file %s is encrypted and no key or identity was given. Give --key-file or --identity", path)
+		}
+		r, err := age.Decrypt(buffered, ids...)
+		if err != nil {
+			err = s.finish(err)
+			var nomatch *age.NoIdentityMatchError
+			if errors.As(err, &nomatch) {
+				return nil, fmt.Errorf("the identity given does not open backup file %s: it was encrypted to other recipients. Give the matching identity with --identity", path)
+			}
+			return nil, err
+		}
+		s.plain = r
+	}
+	return s, nil
+}
+
+// finish reads what is left of the file, closes it and checks its SHA-256.
+// A damaged file is reported as such, whatever error the reading pipes
+// raised first; a sound file passes readErr through.
+func (s *fileStream) finish(readErr error) error {
+	defer s.f.Close()
+	if _, err := io.Copy(io.Discard, s); err != nil {
+		return fmt.Errorf("cannot read backup file %s: %w", s.path, err)
+	}
+	if s.n != s.entry.Size {
+		return integrityError(s.path, fmt.Sprintf("it is %d bytes but its manifest says %d", s.n, s.entry.Size))
+	}
+	if hex.EncodeToString(s.h.Sum(nil)) != s.entry.SHA256 {
+		return integrityError(s.path, "its SHA-256 does not match the manifest")
+	}
+	if readErr != nil {
+		if strings.Contains(readErr.Error(), "authentication failed") || strings.Contains(readErr.Error(), "unexpected EOF") {
+			return integrityError(s.path, "its encrypted content did not authenticate")
+		}
+		return fmt.Errorf("backup file %s: %w", s.path, readErr)
+	}
+	return nil
+}
