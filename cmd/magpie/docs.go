@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"text/tabwriter"
 
@@ -86,8 +88,11 @@ func readBody(cmd *cobra.Command, path string) ([]byte, error) {
 		r = cmd.InOrStdin()
 	} else {
 		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("the document file %s does not exist. Check the path", path)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("cannot read the document file: %w. Check the path", err)
+			return nil, fmt.Errorf("cannot read the document file %s: %v. Check its permissions", path, errors.Unwrap(err))
 		}
 		defer f.Close()
 		r = f

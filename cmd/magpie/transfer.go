@@ -50,11 +50,15 @@ process is interrupted, the database is left exactly as it was.`,
 				}
 				in = f
 			}
+			source := path
+			if path == "-" {
+				source = "standard input"
+			}
 			return g.withDatabase(args[0], func(db *store.DB) error {
 				start := time.Now()
 				res, err := dump.Import(db, in)
 				if err != nil {
-					return fmt.Errorf("import of %s into %s failed, and the database is unchanged: %w", path, db.Name(), err)
+					return fmt.Errorf("import of %s into %s failed, and the database is unchanged: %w", source, db.Name(), err)
 				}
 				if asJSON {
 					return printJSON(cmd, res)

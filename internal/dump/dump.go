@@ -27,10 +27,18 @@ var ErrEncryptedExport = errors.New("RavenDB encrypted exports are not supported
 func CheckFileName(path string) error {
 	base := strings.ToLower(filepath.Base(path))
 	if strings.Contains(base, ".ravendb-encrypted") {
-		return fmt.Errorf("%s is a RavenDB encrypted export, which magpie does not support yet: export the database from RavenDB without encryption, or with magpie's own backups: %w", path, ErrEncryptedExport)
+		return &encryptedExportError{path: path}
 	}
 	return nil
 }
+
+type encryptedExportError struct{ path string }
+
+func (e *encryptedExportError) Error() string {
+	return e.path + " is a RavenDB encrypted export, which magpie does not support yet. Export the database from RavenDB without encryption and import that file"
+}
+
+func (e *encryptedExportError) Unwrap() error { return ErrEncryptedExport }
 
 // Result says what an import did.
 type Result struct {

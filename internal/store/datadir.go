@@ -333,7 +333,11 @@ func (d *DataDir) CreateDatabaseFrom(name string, opts CreateOptions, fill func(
 
 // checkFree fails when a database called name (in any letter case) exists.
 func (d *DataDir) checkFree(name string) error {
-	if _, err := d.lookup(name); err == nil {
+	if existing, err := d.lookup(name); err == nil {
+		if existing != name {
+			return errorf(ErrExists, "Choose another name, or delete it first with `magpie db delete "+existing+"`",
+				"a database %q already exists (database names are not case-sensitive)", existing)
+		}
 		return errorf(ErrExists, "Choose another name, or delete it first with `magpie db delete "+name+"`", "database %q already exists", name)
 	} else if !errors.Is(err, ErrNotFound) {
 		return err

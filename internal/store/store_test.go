@@ -238,7 +238,7 @@ func TestDataDirErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := d.CreateDatabase("ENC", CreateOptions{}); !errors.Is(err, ErrExists) ||
-		err.Error() != `database "ENC" already exists. Choose another name, or delete it first with `+"`magpie db delete ENC`" {
+		err.Error() != `a database "enc" already exists (database names are not case-sensitive). Choose another name, or delete it first with `+"`magpie db delete enc`" {
 		t.Fatalf("create existing: %v", err)
 	}
 	if err := d.DeleteDatabase("nope"); !errors.Is(err, ErrNotFound) ||
