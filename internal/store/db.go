@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/magpiedb/magpie/internal/encfs"
 )
@@ -76,6 +77,11 @@ func pebbleOptions(ring *keyRing) (*pebble.Options, error) {
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 1 },
+	}
+	// Bloom filters make the existence checks of puts and imports (most
+	// of them for IDs that do not exist yet) cheap.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	opts.EnsureDefaults()
 	return opts, nil

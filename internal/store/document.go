@@ -268,14 +268,18 @@ func (db *DB) writeDoc(b *pebble.Batch, r pebble.Reader, d *Document, old *Docum
 	} else {
 		db.state.docs++
 		db.countCollection(d.Collection, 1)
-		t, err := db.readTombstone(r, lower)
-		if err != nil {
-			return err
-		}
-		if t != nil {
-			b.Delete(etagKey(t.Etag), nil)
-			b.Delete(tombstoneKey(lower), nil)
-			db.state.tombstones--
+		// With no tombstone in the database (an import into a new one,
+		// say) the lookup can be skipped.
+		if db.state.tombstones > 0 {
+			t, err := db.readTombstone(r, lower)
+			if err != nil {
+				return err
+			}
+			if t != nil {
+				b.Delete(etagKey(t.Etag), nil)
+				b.Delete(tombstoneKey(lower), nil)
+				db.state.tombstones--
+			}
 		}
 	}
 	b.Set(docKey(lower), encodeDoc(d), nil)
