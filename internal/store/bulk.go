@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"path/filepath"
@@ -79,6 +80,9 @@ type Bulk struct {
 	created map[string]bool
 	counts  ImportCounts
 	done    bool
+	// fresh is set when the database held no document and no tombstone
+	// as the import began; then only IDs the filter has seen need a lookup.
+	fresh *idFilter
 }
 
 // BeginImport starts an all-or-nothing import.
@@ -108,7 +112,11 @@ func (db *DB) BeginImport() (*Bulk, error) {
 		db.mu.Unlock()
 		return nil, err
 	}
-	return &Bulk{db: db, b: db.pdb.NewIndexedBatch(), created: map[string]bool{}}, nil
+	bk := &Bulk{db: db, b: db.pdb.NewIndexedBatch(), created: map[string]bool{}}
+	if db.state.docs == 0 && db.state.tombstones == 0 {
+		bk.fresh = newIDFilter()
+	}
+	return bk, nil
 }
 
 // Counts reports what the import has written so far.
@@ -141,9 +149,12 @@ func (bk *Bulk) Document(in *ImportedDocument) error {
 		collection = EmptyCollection
 	}
 	lower := LowerID(in.ID)
-	old, err := db.readDoc(bk.b, lower)
-	if err != nil {
-		return err
+	var old *Document
+	if bk.fresh == nil || bk.fresh.add(lower) {
+		var err error
+		if old, err = db.readDoc(bk.b, lower); err != nil {
+			return err
+		}
 	}
 	if old != nil {
 		if err := db.removeAttachments(bk.b, bk.b, lower); err != nil {
@@ -170,6 +181,7 @@ func (bk *Bulk) Document(in *ImportedDocument) error {
 	}
 	etag := db.nextEtag()
 	d := &Document{ID: in.ID, Collection: collection, Etag: etag, ChangeVector: in.ChangeVector, LastModified: in.LastModified, Attachments: len(in.Attachments), Body: in.Body}
+	var err error
 	if d.ChangeVector == "" || d.LastModified == "" || in.Collection == "" {
 		// Complete what the export left out; complete documents keep
 		// their bytes as they were.
@@ -347,4 +359,44 @@ func (bk *Bulk) Abort() error {
 	}
 	db.pdb = pdb
 	return db.load()
+}
+
+// idFilter is a fixed-size Bloom filter of the IDs an import has written.
+// An import into an empty database needs to look an ID up only when the
+// filter says the import may have written it already (a duplicate in the
+// input): that turns a million existence checks into a handful. Its size
+// is fixed (4 MiB), so memory does not grow with the input; past about ten
+// million IDs false positives rise and lookups come back gradually.
+type idFilter struct {
+	seed maphash.Seed
+	bits []uint64
+}
+
+const (
+	idFilterBits   = 32 << 20
+	idFilterHashes = 7
+)
+
+func newIDFilter() *idFilter {
+	return &idFilter{seed: maphash.MakeSeed(), bits: make([]uint64, idFilterBits/64)}
+}
+
+func (f *idFilter) positions(id string) (uint64, uint64) {
+	h := maphash.String(f.seed, id)
+	return h, h>>33 | h<<31 | 1
+}
+
+// add records id and reports whether it may have been added before.
+func (f *idFilter) add(id string) (maybeSeen bool) {
+	h1, h2 := f.positions(id)
+	maybeSeen = true
+	for i := uint64(0); i < idFilterHashes; i++ {
+		bit := (h1 + i*h2) % idFilterBits
+		w, m := bit/64, uint64(1)<<(bit%64)
+		if f.bits[w]&m == 0 {
+			maybeSeen = false
+			f.bits[w] |= m
+		}
+	}
+	return maybeSeen
 }

@@ -60,6 +60,13 @@ func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("magpie: storage: "+format, args...))
 }
 
+// Memory budget of one open database: memtables (up to
+// MemTableStopWritesThreshold of them) plus cached blocks.
+const (
+	memTableBytes   = 32 << 20
+	blockCacheBytes = 96 << 20
+)
+
 func pebbleOptions(ring *keyRing) (*pebble.Options, error) {
 	fs := vfs.Default
 	if ring != nil {
@@ -69,10 +76,13 @@ func pebbleOptions(ring *keyRing) (*pebble.Options, error) {
 		}
 		fs = efs
 	}
+	// The block cache also accounts for the memtables: it must be larger
+	// than they are, or no data block stays cached at all.
 	opts := &pebble.Options{
+		Cache:                       pebble.NewCache(blockCacheBytes),
 		FS:                          fs,
 		Logger:                      quietLogger{},
-		MemTableSize:                32 << 20,
+		MemTableSize:                memTableBytes,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
@@ -83,6 +93,10 @@ func pebbleOptions(ring *keyRing) (*pebble.Options, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	// MinLZ (table format v6) compresses about as well as snappy for less
+	// CPU; flushes and compactions are most of an import's work.
+	opts.FormatMajorVersion = pebble.FormatNewest
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
 	opts.EnsureDefaults()
 	return opts, nil
 }
@@ -96,6 +110,8 @@ func openPebble(dir string, ring *keyRing, name string, create bool) (*pebble.DB
 	}
 	opts.ErrorIfNotExists = !create
 	opts.ErrorIfExists = create
+	// The store holds its own reference to the cache from Open on.
+	defer opts.Cache.Unref()
 	pdb, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, errorf(ErrDatabaseDamaged, "If the database is encrypted, check that it is opened with its own key; otherwise restore it from a backup",
