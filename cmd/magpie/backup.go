@@ -264,7 +264,7 @@ any error nothing is created.`,
 			}
 			t, err := restore.Locate(args[0])
 			if err != nil {
-				return err
+				return fmt.Errorf("restore failed and no database was created: %w", err)
 			}
 			d, err := g.openDataDir(true)
 			if err != nil {

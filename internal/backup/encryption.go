@@ -104,13 +104,13 @@ func ParseRecipients(values []string) ([]age.Recipient, error) {
 		case strings.HasPrefix(v, "age1"):
 			r, err := age.ParseX25519Recipient(v)
 			if err != nil {
-				return nil, fmt.Errorf("recipient %q is not a valid age public key: %v. Give an age1... key from `age-keygen`, an SSH public key, or a file of them", v, err)
+				return nil, fmt.Errorf("recipient %q is not a valid age public key. Give an age1... key from `age-keygen`, an SSH public key, or a file of them", shorten(v))
 			}
 			out = append(out, r)
 		case strings.HasPrefix(v, "ssh-"):
 			r, err := agessh.ParseRecipient(v)
 			if err != nil {
-				return nil, fmt.Errorf("recipient %q is not a usable SSH public key: %v. Give an ssh-ed25519 or ssh-rsa public key", shorten(v), err)
+				return nil, fmt.Errorf("recipient %q is not a usable SSH public key. Give an ssh-ed25519 or ssh-rsa public key", shorten(v))
 			}
 			out = append(out, r)
 		default:
@@ -121,7 +121,7 @@ func ParseRecipients(values []string) ([]age.Recipient, error) {
 			rs, err := parseRecipientFile(f)
 			f.Close()
 			if err != nil {
-				return nil, fmt.Errorf("recipients file %s: %v. Put one age1... or SSH public key per line", v, err)
+				return nil, fmt.Errorf("recipients file %s: %v", v, err)
 			}
 			out = append(out, rs...)
 		}

@@ -12,13 +12,18 @@ import (
 // Chain is one chain folder as found on disk.
 type Chain struct {
 	Dir string
-	// Manifest is nil when the chain is incomplete (Problem says why).
+	// Manifest is nil when the chain is incomplete (Problem and Err say
+	// why).
 	Manifest *Manifest
 	Problem  string
+	err      error
 	// Stray lists files in the folder that the manifest does not name:
 	// left by an interrupted run, and ignored.
 	Stray []string
 }
+
+// Err says why an incomplete chain cannot be used.
+func (c *Chain) Err() error { return c.err }
 
 // Complete reports whether the chain can be restored.
 func (c *Chain) Complete() bool { return c.Manifest != nil }
@@ -33,11 +38,13 @@ func ReadChain(dir string) *Chain {
 	c := &Chain{Dir: dir}
 	if strings.HasSuffix(dir, InProgressSuffix) {
 		c.Problem = "still being written, or its backup was interrupted"
+		c.err = fmt.Errorf("%s is %s. Give a chain folder without the %s suffix", dir, c.Problem, InProgressSuffix)
 		return c
 	}
 	m, err := ReadManifest(dir)
 	if err != nil {
 		c.Problem = err.Error()
+		c.err = err
 		return c
 	}
 	c.Manifest = m
@@ -65,7 +72,7 @@ func FindChains(path string) ([]*Chain, error) {
 		return nil, err
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("%s is a file, not a folder of backups", path)
+		return nil, fmt.Errorf("%s is a file, not a folder of backups. Give the folder `magpie backup run --to` wrote into, or a chain folder", path)
 	}
 	if _, err := os.Stat(filepath.Join(path, ManifestName)); err == nil || isChainName(filepath.Base(path)) {
 		return []*Chain{ReadChain(path)}, nil

@@ -43,14 +43,22 @@ func Locate(path string) (*Target, error) {
 	if len(chains) == 1 && chains[0].Dir == path {
 		c := chains[0]
 		if !c.Complete() {
-			return nil, fmt.Errorf("%s is not a complete backup: %s", path, strings.TrimSuffix(c.Problem, "."))
+			return nil, c.Err()
 		}
 		return &Target{ChainDir: path, Manifest: c.Manifest, Files: c.Manifest.Files}, nil
 	}
+	// The newest chain is the one to restore. Chains still being written
+	// (or whose run was killed) are passed over; a damaged chain is not: an
+	// operator must hear about it rather than silently get older data.
 	for i := len(chains) - 1; i >= 0; i-- {
-		if c := chains[i]; c.Complete() {
-			return &Target{ChainDir: c.Dir, Manifest: c.Manifest, Files: c.Manifest.Files}, nil
+		c := chains[i]
+		if strings.HasSuffix(c.Dir, backup.InProgressSuffix) {
+			continue
 		}
+		if !c.Complete() {
+			return nil, fmt.Errorf("the newest backup chain in %s cannot be used: %s To restore an older chain, give its folder explicitly (see `magpie backup ls %s`)", path, sentence(c.Problem), path)
+		}
+		return &Target{ChainDir: c.Dir, Manifest: c.Manifest, Files: c.Manifest.Files}, nil
 	}
 	return nil, fmt.Errorf("%s holds no complete backup chain. Give the folder `magpie backup run --to` wrote into, or a chain folder inside it", path)
 }
@@ -71,4 +79,13 @@ func locateFile(path string) (*Target, error) {
 		}
 	}
 	return nil, fmt.Errorf("%s is not listed in its chain's manifest, so it is not a complete backup file. Give a file that `magpie backup ls %s` lists", path, dir)
+}
+
+// sentence ends s with a full stop.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, ".") {
+		return s
+	}
+	return s + "."
 }

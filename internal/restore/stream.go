@@ -118,16 +118,41 @@ func openStream(t *Target, e backup.FileEntry, dec *backup.Decryption) (*fileStr
 		}
 		r, err := age.Decrypt(buffered, ids...)
 		if err != nil {
-			err = s.finish(err)
 			var nomatch *age.NoIdentityMatchError
-			if errors.As(err, &nomatch) {
+			if errors.As(err, &nomatch) && dec.Key == nil {
+				// A wrong identity, or a damaged header: the checksum
+				// tells them apart.
+				if ferr := s.finish(nil); ferr != nil {
+					return nil, ferr
+				}
 				return nil, fmt.Errorf("the identity given does not open backup file %s: it was encrypted to other recipients. Give the matching identity with --identity", path)
 			}
-			return nil, err
+			// The key was checked against the manifest beforehand, so a
+			// header that does not open with it is damaged.
+			return nil, s.finish(&decryptError{err})
 		}
-		s.plain = r
+		s.plain = &decryptReader{r}
 	}
 	return s, nil
+}
+
+// decryptError marks a failure of age decryption: with a key that matched
+// the manifest, that means damaged or changed data.
+type decryptError struct{ err error }
+
+func (e *decryptError) Error() string { return e.err.Error() }
+func (e *decryptError) Unwrap() error { return e.err }
+
+// decryptReader marks every error of the age stream as a decryptError, so
+// that it is recognised however the pipes above wrap it.
+type decryptReader struct{ r io.Reader }
+
+func (d *decryptReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &decryptError{err}
+	}
+	return n, err
 }
 
 // finish reads what is left of the file, closes it and checks its SHA-256.
@@ -145,8 +170,12 @@ func (s *fileStream) finish(readErr error) error {
 		return integrityError(s.path, "its SHA-256 does not match the manifest")
 	}
 	if readErr != nil {
-		if strings.Contains(readErr.Error(), "authentication failed") || strings.Contains(readErr.Error(), "unexpected EOF") {
+		var de *decryptError
+		if errors.As(readErr, &de) {
 			return integrityError(s.path, "its encrypted content did not authenticate")
+		}
+		if errors.Is(readErr, io.ErrUnexpectedEOF) {
+			return integrityError(s.path, "it ends before its content does")
 		}
 		return fmt.Errorf("backup file %s: %w", s.path, readErr)
 	}
