@@ -16,12 +16,7 @@ import (
 )
 
 func newBackupCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "backup",
-		Short: "Make, list and verify backups",
-	}
-	cmd.AddCommand(newBackupRunCmd(g), newBackupLsCmd(), newBackupVerifyCmd())
-	return cmd
+	return groupCmd("backup", "Make, list and verify backups", newBackupRunCmd(g), newBackupLsCmd(), newBackupVerifyCmd())
 }
 
 func newBackupRunCmd(g *globals) *cobra.Command {
@@ -58,6 +53,9 @@ command: the key's base64 text is the passphrase.`,
 			if err != nil || c == smuggler.None {
 				return usagef("compression %q is not known: use zstd or gzip", compression)
 			}
+			if t == backup.Snapshot && cmd.Flags().Changed("compression") {
+				return usagef("a snapshot is not compressed (its files are compressed tables or ciphertext already). Leave out --compression")
+			}
 			if to == "" {
 				return usagef("no destination was given. Give a folder with --to DIR")
 			}
@@ -75,6 +73,9 @@ command: the key's base64 text is the passphrase.`,
 				if err != nil {
 					return err
 				}
+				if db.Encrypted() && res.Manifest.Encryption == backup.ModeNone {
+					fmt.Fprintf(cmd.ErrOrStderr(), "magpie: warning: database %s is encrypted but this backup is not (--encryption none): keep it somewhere as safe as the data\n", db.Name())
+				}
 				if asJSON {
 					return printJSON(cmd, map[string]any{"ChainDir": res.ChainDir, "File": res.File, "Entry": res.Entry, "Encryption": res.Manifest.Encryption})
 				}
@@ -89,8 +90,8 @@ command: the key's base64 text is the passphrase.`,
 	cmd.Flags().StringVar(&to, "to", "", "folder that receives the backup (created if missing)")
 	cmd.Flags().StringVar(&typ, "type", "logical", "logical or snapshot")
 	cmd.Flags().StringVar(&mode, "encryption", "", "none, database, key or recipients (default: database for an encrypted database, else none)")
-	cmd.Flags().StringVar(&keyFile, "key-file", "", "key for --encryption key (base64 of 32 bytes, mode 0600)")
-	cmd.Flags().StringArrayVar(&recipients, "recipient", nil, "age or SSH public key, or a file of them, for --encryption recipients (repeatable)")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "key for --encryption key (base64 of 32 bytes, mode 0600); alone, it implies --encryption key")
+	cmd.Flags().StringArrayVar(&recipients, "recipient", nil, "age or SSH public key, or a file of them, for --encryption recipients (repeatable); alone, it implies --encryption recipients")
 	cmd.Flags().StringVar(&compression, "compression", "zstd", "zstd or gzip (logical backups)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
@@ -212,6 +213,9 @@ also decrypted, authenticated and parsed, and the manifest's MAC is checked.`,
 					partial = true
 				}
 				fmt.Fprintf(w, "  %s  %s  %d documents  %s\n", f.Name, humanBytes(f.Size), f.Documents, how)
+				if !f.Decrypted {
+					fmt.Fprintln(w, "    (document count from the manifest)")
+				}
 			}
 			if partial {
 				fmt.Fprintln(w, "Give --key-file or --identity to decrypt and authenticate every byte.")

@@ -10,12 +10,7 @@ import (
 )
 
 func newDBCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "db",
-		Short: "Create, list and delete databases",
-	}
-	cmd.AddCommand(newDBCreateCmd(g), newDBListCmd(g), newDBDeleteCmd(g))
-	return cmd
+	return groupCmd("db", "Create, list and delete databases", newDBCreateCmd(g), newDBListCmd(g), newDBDeleteCmd(g))
 }
 
 func newDBCreateCmd(g *globals) *cobra.Command {
@@ -129,7 +124,8 @@ func newDBListCmd(g *globals) *cobra.Command {
 }
 
 func newDBDeleteCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a database and all its files",
 		Args:  cobra.ExactArgs(1),
@@ -142,33 +138,44 @@ func newDBDeleteCmd(g *globals) *cobra.Command {
 			if err := d.DeleteDatabase(args[0]); err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(cmd, map[string]any{"Deleted": args[0]})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted database %s\n", args[0])
 			return nil
 		},
 	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
 }
 
 func newSecretsCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "secrets",
-		Short: "Generate keys",
-	}
-	cmd.AddCommand(&cobra.Command{
+	var out string
+	gen := &cobra.Command{
 		Use:   "generate",
 		Short: "Print a new random key (base64 of 32 bytes) and nothing else",
 		Long: `Print a new random key: the base64 text of 32 random bytes, and nothing else.
-Save it to a file only you can read, for example:
+With --out FILE the key is written to a new file of mode 0600 instead (never
+over an existing file), which is how key files should be made:
 
-    magpie secrets generate > media.key && chmod 600 media.key`,
+    magpie secrets generate --out media.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := keys.Generate()
 			if err != nil {
 				return err
 			}
+			if out != "" {
+				if err := keys.WriteFile(out, k); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "magpie: wrote a new key to %s (mode 0600, fingerprint %s)\n", out, k.Fingerprint())
+				return nil
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), k.Base64())
 			return nil
 		},
-	})
-	return cmd
+	}
+	gen.Flags().StringVar(&out, "out", "", "write the key to this new file (mode 0600) instead of printing it")
+	return groupCmd("secrets", "Generate keys", gen)
 }

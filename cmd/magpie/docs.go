@@ -13,16 +13,12 @@ import (
 )
 
 func newDocsCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "docs",
-		Short: "Get, put and delete documents",
-	}
-	cmd.AddCommand(newDocsGetCmd(g), newDocsPutCmd(g), newDocsDeleteCmd(g))
-	return cmd
+	return groupCmd("docs", "Get, put and delete documents", newDocsGetCmd(g), newDocsPutCmd(g), newDocsDeleteCmd(g))
 }
 
 func newDocsGetCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "get DB ID",
 		Short: "Print a document as strict JSON",
 		Long: `Print a document, with its @metadata, as strict JSON: control characters in
@@ -43,6 +39,8 @@ strings are escaped as \u00XX, values are exactly what was stored.`,
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "accepted for symmetry: the document is always printed as JSON")
+	return cmd
 }
 
 func newDocsPutCmd(g *globals) *cobra.Command {
@@ -105,7 +103,8 @@ func readBody(cmd *cobra.Command, path string) ([]byte, error) {
 }
 
 func newDocsDeleteCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "delete DB ID",
 		Short: "Delete a document (a tombstone records the deletion for backups)",
 		Args:  cobra.ExactArgs(2),
@@ -114,11 +113,16 @@ func newDocsDeleteCmd(g *globals) *cobra.Command {
 				if err := db.Delete(args[1]); err != nil {
 					return err
 				}
+				if asJSON {
+					return printJSON(cmd, map[string]any{"Deleted": args[1]})
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[1])
 				return nil
 			})
 		},
 	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
 }
 
 func newStatsCmd(g *globals) *cobra.Command {

@@ -88,6 +88,7 @@ and writes RavenDB export files.`,
 	root.PersistentFlags().StringVar(&g.dataDir, "data", envOr("MAGPIE_DATA", "./magpie-data"), "data dir (env MAGPIE_DATA)")
 	root.PersistentFlags().StringVar(&g.masterKey, "master-key", os.Getenv("MAGPIE_MASTER_KEY_FILE"), "master key file, kept outside the data dir (env MAGPIE_MASTER_KEY_FILE; default DATA.master.key)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	root.Version = version
 	root.AddCommand(
 		newDBCmd(g),
 		newDocsCmd(g),
@@ -100,6 +101,24 @@ and writes RavenDB export files.`,
 		newDemoCmd(),
 	)
 	return root
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// groupCmd is a command that only holds subcommands: an unknown
+// subcommand is an error (exit 2), not a help page with exit 0.
+func groupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(subs...)
+	return cmd
 }
 
 func envOr(name, def string) string {

@@ -83,10 +83,10 @@ func newExportCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export DB FILE",
 		Short: "Export a database in RavenDB's format (.ravendbdump)",
-		Long: `Export a database to FILE in RavenDB's export format, which RavenDB and
-'magpie import' read. Compression is zstd (RavenDB 6 and later read it) or
-gzip (for RavenDB 4.x and 5.x). The file appears only when complete; an
-existing file is never overwritten.`,
+		Long: `Export a database to FILE ('-' for standard output) in RavenDB's export
+format, which RavenDB and 'magpie import' read. Compression is zstd (RavenDB 6
+and later read it), gzip (for RavenDB 4.x and 5.x) or none. The file appears
+only when complete; an existing file is never overwritten.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := smuggler.ParseCompression(compression)
@@ -94,6 +94,12 @@ existing file is never overwritten.`,
 				return &usageError{msg: err.Error()}
 			}
 			path := args[1]
+			if path == "-" {
+				return g.withDatabase(args[0], func(db *store.DB) error {
+					_, err := dump.Export(db, cmd.OutOrStdout(), c, 0)
+					return err
+				})
+			}
 			if _, err := os.Lstat(path); err == nil {
 				return fmt.Errorf("%s already exists. Choose another file name; magpie does not overwrite exports", path)
 			}
@@ -118,7 +124,7 @@ existing file is never overwritten.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&compression, "compression", "zstd", "zstd or gzip")
+	cmd.Flags().StringVar(&compression, "compression", "zstd", "zstd, gzip or none")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/magpiedb/magpie/internal/backup"
@@ -46,6 +47,21 @@ func Locate(path string) (*Target, error) {
 			return nil, c.Err()
 		}
 		return &Target{ChainDir: path, Manifest: c.Manifest, Files: c.Manifest.Files}, nil
+	}
+	// A folder holding chains of several databases is ambiguous.
+	names := map[string]bool{}
+	for _, c := range chains {
+		if c.Complete() {
+			names[c.Manifest.Database] = true
+		}
+	}
+	if len(names) > 1 {
+		var list []string
+		for n := range names {
+			list = append(list, n)
+		}
+		sort.Strings(list)
+		return nil, fmt.Errorf("%s holds backups of several databases (%s). Give the chain folder to use (see `magpie backup ls %s`)", path, strings.Join(list, ", "), path)
 	}
 	// The newest chain is the one to restore. Chains still being written
 	// (or whose run was killed) are passed over; a damaged chain is not: an

@@ -48,6 +48,8 @@ func Verify(t *Target, dec *backup.Decryption) (*Report, error) {
 	for _, e := range t.Files {
 		fr := FileReport{Name: e.Name, Size: e.Size, Decrypted: canDecrypt}
 		if !canDecrypt {
+			// The content cannot be read: report what the manifest says.
+			fr.Documents, fr.Tombstones, fr.Attachments = e.Documents, e.Tombstones, e.Attachments
 			s, err := openRaw(t, e)
 			if err != nil {
 				return nil, err

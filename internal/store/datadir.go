@@ -82,6 +82,10 @@ func Open(opts Options) (*DataDir, error) {
 		masterPath = DefaultMasterKeyFile(dir)
 	}
 	d := &DataDir{dir: dir, masterPath: masterPath}
+	if inside(dir, masterPath) {
+		return nil, errorf(ErrInvalidInput, "Keep it outside (the default is "+DefaultMasterKeyFile(dir)+"), so that a copy of the data dir alone opens nothing",
+			"the master key file %s is inside the data dir %s", masterPath, dir)
+	}
 
 	raw, err := os.ReadFile(filepath.Join(dir, manifestName))
 	switch {
@@ -122,7 +126,7 @@ func Open(opts Options) (*DataDir, error) {
 
 	lock, err := vfs.Default.Lock(filepath.Join(dir, lockName))
 	if err != nil {
-		return nil, errorf(ErrLocked, "Stop the other magpie process (or, once the server exists, use --server to go through it) and try again",
+		return nil, errorf(ErrLocked, "Wait for the other command to finish (or stop it) and try again",
 			"data dir %s is in use by another magpie process", dir)
 	}
 	d.lock = lock
@@ -131,6 +135,17 @@ func Open(opts Options) (*DataDir, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// inside reports whether path lies under dir.
+func inside(dir, path string) bool {
+	d, err1 := filepath.Abs(dir)
+	p, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // initialise creates a new data dir. The master key is read when its file

@@ -118,17 +118,35 @@ func openPebble(dir string, ring *keyRing, name string, create bool) (*pebble.DB
 			"cannot open the storage of database %q: %v", name, err)
 	}
 	if create {
-		id := make([]byte, 16)
-		if _, err := rand.Read(id); err != nil {
-			pdb.Close()
-			return nil, err
-		}
-		if err := pdb.Set(metaDatabaseID, []byte(base64.RawStdEncoding.EncodeToString(id)), pebble.Sync); err != nil {
+		if _, err := setIdentity(pdb); err != nil {
 			pdb.Close()
 			return nil, err
 		}
 	}
 	return pdb, nil
+}
+
+// setIdentity gives a store a new random database id (22 base64
+// characters, like RavenDB's).
+func setIdentity(pdb *pebble.DB) (string, error) {
+	raw := make([]byte, 16)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	id := base64.RawStdEncoding.EncodeToString(raw)
+	return id, pdb.Set(metaDatabaseID, []byte(id), pebble.Sync)
+}
+
+// newIdentity gives an open database a new id.
+func (db *DB) newIdentity() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	id, err := setIdentity(db.pdb)
+	if err != nil {
+		return err
+	}
+	db.dbID = id
+	return nil
 }
 
 func openDB(dir string, rec *record, ring *keyRing) (*DB, error) {

@@ -141,6 +141,12 @@ func (d *DataDir) InstallSnapshot(name string, encrypted bool, opts InstallOptio
 		if err != nil {
 			return err
 		}
+		// A restored copy is a database of its own: it gets a new id, so
+		// its change vectors never collide with the original's.
+		if err := db.newIdentity(); err != nil {
+			db.Close()
+			return err
+		}
 		if opts.Check != nil {
 			if err := opts.Check(db); err != nil {
 				db.Close()
