@@ -64,6 +64,9 @@ command: the key's base64 text is the passphrase.`,
 					return &usageError{msg: err.Error()}
 				}
 			}
+			if insideDataDir(g, to) {
+				return usagef("--to %s is inside the data dir %s; backups there would be taken for databases or deleted with them. Give a folder outside the data dir", to, g.dataDir)
+			}
 			return g.withDatabase(args[0], func(db *store.DB) error {
 				start := time.Now()
 				res, err := backup.Run(db, backup.Options{
@@ -267,6 +270,11 @@ any error nothing is created.`,
 				newKey = &k
 			}
 			t, err := restore.Locate(args[0])
+			if err == nil {
+				// Keys are checked before the data dir is touched, so a
+				// wrong key never initialises a new data dir.
+				err = restore.CheckKeys(t, dec)
+			}
 			if err != nil {
 				return fmt.Errorf("restore failed and no database was created: %w", err)
 			}

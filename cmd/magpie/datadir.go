@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/magpiedb/magpie/internal/store"
 	"github.com/spf13/cobra"
@@ -58,4 +60,16 @@ func printJSON(cmd *cobra.Command, v any) error {
 
 func addJSONFlag(cmd *cobra.Command, v *bool) {
 	cmd.Flags().BoolVar(v, "json", false, "print the result as JSON")
+}
+
+// insideDataDir reports whether path is in the data dir (backups and
+// exports must not be).
+func insideDataDir(g *globals, path string) bool {
+	d, err1 := filepath.Abs(g.dataDir)
+	p, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."))
 }

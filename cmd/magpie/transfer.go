@@ -103,6 +103,9 @@ only when complete; an existing file is never overwritten.`,
 			if _, err := os.Lstat(path); err == nil {
 				return fmt.Errorf("%s already exists. Choose another file name; magpie does not overwrite exports", path)
 			}
+			if insideDataDir(g, path) {
+				return usagef("%s is inside the data dir %s. Export to a file outside the data dir", path, g.dataDir)
+			}
 			return g.withDatabase(args[0], func(db *store.DB) error {
 				start := time.Now()
 				var res store.WalkResult

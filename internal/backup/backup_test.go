@@ -61,7 +61,12 @@ func TestResolve(t *testing.T) {
 		{"recipients without any", Request{Mode: "recipients"}, Logical, false, "", "no recipient was given. Give at least one with --recipient age1... (make one with `age-keygen`)"},
 		{"unknown mode", Request{Mode: "rot13"}, Logical, false, "", `encryption mode "rot13" is not known: use none, database, key or recipients`},
 		{"missing key file", Request{Mode: "key", KeyFile: filepath.Join(dir, "nope")}, Logical, false, "", "key file " + filepath.Join(dir, "nope") + " does not exist"},
-		{"bad recipient", Request{Recipients: []string{"age1notakey"}}, Logical, false, "", `recipient "age1notakey" is not a valid age public key`},
+		{"direct key inferred", Request{Key: &k}, Logical, false, ModeKey, ""},
+		{"direct key", Request{Mode: "key", Key: &k}, Snapshot, false, ModeKey, ""},
+		{"direct key where database", Request{Mode: "database", Key: &k}, Logical, true, "", "a key was given but encryption mode database takes no key. Use encryption mode key, or leave out the key"},
+		{"direct key and key file", Request{Key: &k, KeyFile: keyFile}, Logical, false, "", "a key was given both directly and as a key file. Give only one of them"},
+		{"bad recipient", Request{Recipients: []string{"age1notakey"}}, Logical, false, "", "--recipient number 1 is not a valid age public key"},
+		{"secret as recipient", Request{Recipients: []string{"AGE-SECRET-KEY-1QQQ"}}, Logical, false, "", "--recipient number 1 looks like a secret key, not a public key"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

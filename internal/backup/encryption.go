@@ -98,30 +98,36 @@ func (nopCloser) Close() error { return nil }
 // takes them.
 func ParseRecipients(values []string) ([]age.Recipient, error) {
 	var out []age.Recipient
-	for _, v := range values {
+	for i, v := range values {
 		v = strings.TrimSpace(v)
+		// A value that does not parse is never echoed: it may be a secret
+		// pasted in the wrong place.
+		which := fmt.Sprintf("--recipient number %d", i+1)
+		if looksSecret(v) {
+			return nil, fmt.Errorf("%s looks like a secret key, not a public key. Give the public key (age-keygen -y IDENTITY prints it); keep the secret key away from the server", which)
+		}
 		switch {
 		case strings.HasPrefix(v, "age1"):
 			r, err := age.ParseX25519Recipient(v)
 			if err != nil {
-				return nil, fmt.Errorf("recipient %q is not a valid age public key. Give an age1... key from `age-keygen`, an SSH public key, or a file of them", shorten(v))
+				return nil, fmt.Errorf("%s is not a valid age public key. Give an age1... key from `age-keygen`, an SSH public key, or a file of them", which)
 			}
 			out = append(out, r)
 		case strings.HasPrefix(v, "ssh-"):
 			r, err := agessh.ParseRecipient(v)
 			if err != nil {
-				return nil, fmt.Errorf("recipient %q is not a usable SSH public key. Give an ssh-ed25519 or ssh-rsa public key", shorten(v))
+				return nil, fmt.Errorf("%s is not a usable SSH public key. Give an ssh-ed25519 or ssh-rsa public key", which)
 			}
 			out = append(out, r)
 		default:
 			f, err := os.Open(v)
 			if err != nil {
-				return nil, fmt.Errorf("recipient %q is neither an age public key (age1...), an SSH public key, nor a readable file. Give an age1... key from `age-keygen` or a recipients file", shorten(v))
+				return nil, fmt.Errorf("%s is neither an age public key (age1...), an SSH public key, nor a readable file. Give an age1... key from `age-keygen` or a recipients file", which)
 			}
 			rs, err := parseRecipientFile(f)
 			f.Close()
 			if err != nil {
-				return nil, fmt.Errorf("recipients file %s: %v", v, err)
+				return nil, fmt.Errorf("recipients file %s: %v. Put one age1... or SSH public key per line", v, err)
 			}
 			out = append(out, rs...)
 		}
@@ -132,20 +138,33 @@ func ParseRecipients(values []string) ([]age.Recipient, error) {
 	return out, nil
 }
 
+// looksSecret recognises age identities and magpie keys (44 base64
+// characters) given where a public key belongs.
+func looksSecret(v string) bool {
+	if strings.HasPrefix(strings.ToUpper(v), "AGE-SECRET-KEY-") || strings.Contains(v, "PRIVATE KEY") {
+		return true
+	}
+	_, err := keys.Parse(v)
+	return err == nil
+}
+
 func parseRecipientFile(r io.Reader) ([]age.Recipient, error) {
 	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
 	if err != nil {
 		return nil, err
 	}
 	var out []age.Recipient
-	for _, line := range strings.Split(string(data), "\n") {
+	for n, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		if !strings.HasPrefix(line, "age1") && !strings.HasPrefix(line, "ssh-") {
+			return nil, fmt.Errorf("line %d is not a valid age or SSH public key", n+1)
+		}
 		rs, err := ParseRecipients([]string{line})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("line %d is not a valid age or SSH public key", n+1)
 		}
 		out = append(out, rs...)
 	}
@@ -168,8 +187,11 @@ type Request struct {
 	// Mode is empty for the default: database for an encrypted database,
 	// none otherwise (or key / recipients when a key or recipients are
 	// given).
-	Mode       string
-	KeyFile    string
+	Mode    string
+	KeyFile string
+	// Key is the key for key mode given directly (an API request carries
+	// it in base64), instead of KeyFile. Never logged.
+	Key        *keys.Key
 	Recipients []string
 }
 
@@ -181,7 +203,7 @@ func Resolve(req Request, typ Type, dbName string, dbKey keys.Key, encrypted boo
 	mode := Mode(req.Mode)
 	if req.Mode == "" {
 		switch {
-		case req.KeyFile != "":
+		case req.KeyFile != "" || req.Key != nil:
 			mode = ModeKey
 		case len(req.Recipients) > 0:
 			mode = ModeRecipients
@@ -199,6 +221,12 @@ func Resolve(req Request, typ Type, dbName string, dbKey keys.Key, encrypted boo
 	if mode == ModeDatabase && !encrypted {
 		return nil, fmt.Errorf("encryption mode database needs an encrypted database, and %s is not encrypted. Use --encryption key --key-file FILE or --encryption recipients --recipient KEY", dbName)
 	}
+	if req.KeyFile != "" && req.Key != nil {
+		return nil, errors.New("a key was given both directly and as a key file. Give only one of them")
+	}
+	if req.Key != nil && mode != ModeKey {
+		return nil, fmt.Errorf("a key was given but encryption mode %s takes no key. Use encryption mode key, or leave out the key", mode)
+	}
 	if req.KeyFile != "" && mode != ModeKey {
 		return nil, fmt.Errorf("--key-file was given but encryption mode %s takes no key. Use --encryption key, or leave out --key-file", mode)
 	}
@@ -210,6 +238,10 @@ func Resolve(req Request, typ Type, dbName string, dbKey keys.Key, encrypted boo
 	case ModeDatabase:
 		e.Key = dbKey
 	case ModeKey:
+		if req.Key != nil {
+			e.Key = *req.Key
+			break
+		}
 		if req.KeyFile == "" {
 			return nil, errors.New("encryption mode key needs a key. Give it with --key-file FILE (make one with `magpie secrets generate`)")
 		}

@@ -47,6 +47,14 @@ func ReadChain(dir string) *Chain {
 		c.err = err
 		return c
 	}
+	// The folder's name must agree with its (checksummed, for keyed
+	// modes MACed) manifest: a renamed copy of an old chain must not pass
+	// for a newer one.
+	if want := ChainFolder(m.Files[0].Created, m.Database, m.Type); filepath.Base(dir) != want {
+		c.Problem = fmt.Sprintf("the folder's name does not match its manifest, which says %s", want)
+		c.err = fmt.Errorf("%s %w: %s. Use the chain under its own name, or another backup", dir, ErrIntegrity, c.Problem)
+		return c
+	}
 	c.Manifest = m
 	listed := map[string]bool{ManifestName: true}
 	for _, f := range m.Files {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/magpiedb/magpie/internal/keys"
@@ -114,11 +115,18 @@ func (m *Manifest) Keyed() bool { return m.Encryption == ModeKey || m.Encryption
 // ReadManifest reads and checks the checksum of a chain's manifest.
 func ReadManifest(chainDir string) (*Manifest, error) {
 	path := filepath.Join(chainDir, ManifestName)
-	raw, err := os.ReadFile(path)
+	st, err := os.Lstat(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s has no %s, so its backup never finished. Use a complete backup (see `magpie backup ls`)", chainDir, ManifestName)
 		}
+		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() || st.Size() > maxManifestBytes {
+		return nil, fmt.Errorf("%s %w: it is not a regular file of at most 1 MiB. Use another backup", path, ErrIntegrity)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", path, err)
 	}
 	var m Manifest
@@ -131,7 +139,43 @@ func ReadManifest(chainDir string) (*Manifest, error) {
 	if m.Format != ManifestFormat {
 		return nil, fmt.Errorf("%s has format %d, which this magpie does not read (it reads %d). Use a matching magpie version", path, m.Format, ManifestFormat)
 	}
+	if err := m.validate(); err != nil {
+		return nil, fmt.Errorf("%s %w: %v. Use another backup", path, ErrIntegrity, err)
+	}
 	return &m, nil
+}
+
+// maxManifestBytes bounds what is read as a manifest.
+const maxManifestBytes = 1 << 20
+
+// validate checks what a reader relies on: at least one file, plain file
+// names (never a path), known kinds in a sensible order.
+func (m *Manifest) validate() error {
+	if len(m.Files) == 0 {
+		return errors.New("it lists no file")
+	}
+	if m.Type != Logical && m.Type != Snapshot {
+		return fmt.Errorf("its type %q is not logical or snapshot", m.Type)
+	}
+	for i, f := range m.Files {
+		if f.Name == "" || f.Name != filepath.Base(f.Name) || f.Name == "." || f.Name == ".." || f.Name == ManifestName || strings.HasSuffix(f.Name, InProgressSuffix) {
+			return fmt.Errorf("file %d has the unusable name %q", i+1, f.Name)
+		}
+		first := KindFull
+		if m.Type == Snapshot {
+			first = KindSnapshot
+		}
+		switch {
+		case i == 0 && f.Kind != first:
+			return fmt.Errorf("its first file is a %s, not a %s", f.Kind, first)
+		case i > 0 && f.Kind != KindIncremental:
+			return fmt.Errorf("file %d is a %s, not an incremental-backup", i+1, f.Kind)
+		}
+		if f.Size < 0 {
+			return fmt.Errorf("file %d has a negative size", i+1)
+		}
+	}
+	return nil
 }
 
 // writeManifest seals m and writes it atomically.

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,9 @@ type Options struct {
 	Compression smuggler.Compression
 	// Now stamps the chain; zero means the current time.
 	Now time.Time
+	// Context, when set, cancels the run: the next write fails once it is
+	// done, and the run removes what it wrote, as for any failed run.
+	Context context.Context
 }
 
 // Result describes a finished backup.
@@ -74,6 +78,10 @@ func Run(db *store.DB, opts Options) (*Result, error) {
 		os.RemoveAll(building)
 		return nil, err
 	}
+	if err := canceled(opts.Context); err != nil {
+		os.RemoveAll(building)
+		return nil, err
+	}
 	if err := os.Rename(building, chain); err != nil {
 		os.RemoveAll(building)
 		return nil, fmt.Errorf("cannot move the finished chain into place: %w", err)
@@ -110,9 +118,13 @@ func runInto(db *store.DB, dir string, now time.Time, opts Options, enc *Encrypt
 		return nil, err
 	}
 	defer fw.Abort()
-	var out io.WriteCloser = nopCloser{fw}
+	var sink io.Writer = fw
+	if opts.Context != nil {
+		sink = &ctxWriter{ctx: opts.Context, w: fw}
+	}
+	var out io.WriteCloser = nopCloser{sink}
 	if wrapped {
-		if out, err = enc.wrap(fw); err != nil {
+		if out, err = enc.wrap(sink); err != nil {
 			return nil, err
 		}
 	}
@@ -130,6 +142,9 @@ func runInto(db *store.DB, dir string, now time.Time, opts Options, enc *Encrypt
 	if err := out.Close(); err != nil {
 		return nil, fmt.Errorf("backup of %s failed: %w", db.Name(), err)
 	}
+	if err := canceled(opts.Context); err != nil {
+		return nil, err
+	}
 	if entry.Size, entry.SHA256, err = fw.Commit(); err != nil {
 		return nil, err
 	}
@@ -142,4 +157,29 @@ func runInto(db *store.DB, dir string, now time.Time, opts Options, enc *Encrypt
 		return nil, err
 	}
 	return &Result{Entry: entry, Manifest: m}, nil
+}
+
+// ErrCanceled is wrapped by the error of a run whose Context was canceled.
+var ErrCanceled = errors.New("the backup was canceled")
+
+// canceled returns ErrCanceled (and the context's cause) once ctx is done.
+func canceled(ctx context.Context) error {
+	if ctx == nil || ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrCanceled, context.Cause(ctx))
+}
+
+// ctxWriter fails every write once its context is done, which stops the
+// export or snapshot writing into it.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c *ctxWriter) Write(p []byte) (int, error) {
+	if err := canceled(c.ctx); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }

@@ -82,13 +82,17 @@ func Locate(path string) (*Target, error) {
 func locateFile(path string) (*Target, error) {
 	dir := filepath.Dir(path)
 	name := filepath.Base(path)
+	if strings.HasSuffix(dir, backup.InProgressSuffix) {
+		return nil, fmt.Errorf("%s is in %s, a chain that is still being written or whose backup was interrupted. Use a complete backup (see `magpie backup ls`)", path, dir)
+	}
 	if _, err := os.Stat(filepath.Join(dir, backup.ManifestName)); err != nil {
 		return nil, fmt.Errorf("%s is not a magpie backup file: its folder has no %s. Give a backup file inside its chain folder, a chain folder, or a folder of chains", path, backup.ManifestName)
 	}
-	m, err := backup.ReadManifest(dir)
-	if err != nil {
-		return nil, err
+	c := backup.ReadChain(dir)
+	if !c.Complete() {
+		return nil, c.Err()
 	}
+	m := c.Manifest
 	for i, f := range m.Files {
 		if f.Name == name {
 			return &Target{ChainDir: dir, Manifest: m, Files: m.Files[:i+1]}, nil

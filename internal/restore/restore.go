@@ -93,9 +93,15 @@ func restoreLogical(d *store.DataDir, t *Target, opts Options, res *Result) erro
 			if err != nil {
 				return err
 			}
-			_, ierr := dump.Import(db, s.plain)
+			got, ierr := dump.Import(db, s.plain)
 			if err := s.finish(ierr); err != nil {
 				return err
+			}
+			// Checksums prove the bytes; the counts prove the stream
+			// held what the backup wrote.
+			if got.Documents != e.Documents || got.Tombstones != e.Tombstones {
+				return fmt.Errorf("backup file %s %w: it holds %d documents and %d tombstones but its manifest says %d and %d. Use another backup",
+					s.path, backup.ErrIntegrity, got.Documents, got.Tombstones, e.Documents, e.Tombstones)
 			}
 		}
 		st, err := db.Stats()

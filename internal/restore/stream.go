@@ -43,7 +43,22 @@ func checkKeys(t *Target, dec *backup.Decryption) error {
 	default:
 		return fmt.Errorf("%s names encryption mode %q, which this magpie does not know. Use a matching magpie version", mpath, m.Encryption)
 	}
+	// A key given for a chain that no key protects: the manifest could
+	// have been rewritten to drop the encryption, so nothing proves the
+	// chain is what was backed up.
+	if dec.Key != nil && !m.Keyed() {
+		return fmt.Errorf("a key was given but the backup in %s is not encrypted with a key (mode %s), so the key cannot authenticate it. Leave out --key-file to read it anyway", t.ChainDir, m.Encryption)
+	}
 	return nil
+}
+
+// CheckKeys is checkKeys for callers that want to check before they
+// create anything (the CLI checks before it opens a data dir).
+func CheckKeys(t *Target, dec *backup.Decryption) error {
+	if dec == nil {
+		dec = &backup.Decryption{}
+	}
+	return checkKeys(t, dec)
 }
 
 // fileStream reads one backup file: it hashes every stored byte and, for

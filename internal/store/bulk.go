@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,7 +31,16 @@ const (
 // folder means an import never committed, so its checkpoint replaces the
 // store.
 func recoverImport(dir string) error {
-	for _, leftover := range []string{rollbackTmpDir, rollbackDiscard} {
+	leftovers := []string{rollbackTmpDir, rollbackDiscard}
+	// Checkpoints of snapshots that were cut short pin old tables with
+	// their hard links; no one else can be using them (the data dir is
+	// locked).
+	if cps, err := filepath.Glob(filepath.Join(dir, "checkpoint-*")); err == nil {
+		for _, cp := range cps {
+			leftovers = append(leftovers, filepath.Base(cp))
+		}
+	}
+	for _, leftover := range leftovers {
 		if err := os.RemoveAll(filepath.Join(dir, leftover)); err != nil {
 			return fmt.Errorf("cannot remove leftover %s: %w", leftover, err)
 		}
@@ -144,6 +154,12 @@ func (bk *Bulk) Document(in *ImportedDocument) error {
 	if err := ValidateID(in.ID); err != nil {
 		return err
 	}
+	if len(in.Body) > MaxDocumentBytes {
+		return errorf(ErrInvalidInput, "Split the document; the limit is 64 MiB", "document %q is %d bytes", in.ID, len(in.Body))
+	}
+	if err := checkDepth(in.Body); err != nil {
+		return errorf(ErrInvalidInput, "Flatten the document", "document %q %v", in.ID, err)
+	}
 	collection := in.Collection
 	if collection == "" {
 		collection = EmptyCollection
@@ -156,6 +172,29 @@ func (bk *Bulk) Document(in *ImportedDocument) error {
 			return err
 		}
 	}
+	// The new attachments take their references before the old ones are
+	// released, so content that both share is never dropped in between.
+	names := map[string]bool{}
+	for _, a := range in.Attachments {
+		if names[a.Name] {
+			return errorf(ErrInvalidInput, "Fix the document in the input", "document %q lists attachment %q twice", in.ID, a.Name)
+		}
+		names[a.Name] = true
+		rec, ok, err := db.readBlob(bk.b, nil, a.Hash)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errorf(ErrInvalidInput, "Export the source again with attachments included",
+				"document %q lists attachment %q (hash %s) but the input holds no content with that hash", in.ID, a.Name, a.Hash)
+		}
+		if rec.size != a.Size {
+			return errorf(ErrInvalidInput, "The input is damaged; export it again",
+				"document %q lists attachment %q with size %d, but its content has %d bytes", in.ID, a.Name, a.Size, rec.size)
+		}
+		rec.refs++
+		bk.b.Set(hashKey(a.Hash), encodeBlob(rec), nil)
+	}
 	if old != nil {
 		if err := db.removeAttachments(bk.b, bk.b, lower); err != nil {
 			return err
@@ -165,16 +204,6 @@ func (bk *Bulk) Document(in *ImportedDocument) error {
 		db.countCollection(old.Collection, -1)
 	}
 	for _, a := range in.Attachments {
-		rec, ok, err := db.readBlob(bk.b, nil, a.Hash)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errorf(ErrInvalidInput, "Export the source again with attachments included",
-				"document %q lists attachment %q (hash %s) but the input holds no content with that hash", in.ID, a.Name, a.Hash)
-		}
-		rec.refs++
-		bk.b.Set(hashKey(a.Hash), encodeBlob(rec), nil)
 		bk.b.Set(attachmentKey(lower, a.Name), encodeAttachment(a), nil)
 		db.state.attachments++
 		bk.counts.Attachments++
@@ -182,9 +211,10 @@ func (bk *Bulk) Document(in *ImportedDocument) error {
 	etag := db.nextEtag()
 	d := &Document{ID: in.ID, Collection: collection, Etag: etag, ChangeVector: in.ChangeVector, LastModified: in.LastModified, Attachments: len(in.Attachments), Body: in.Body}
 	var err error
-	if d.ChangeVector == "" || d.LastModified == "" || in.Collection == "" {
-		// Complete what the export left out; complete documents keep
-		// their bytes as they were.
+	// Complete what the export left out, and drop an @export-type (it
+	// marks items of the export stream, never a stored document); complete
+	// documents keep their bytes as they were.
+	if d.ChangeVector == "" || d.LastModified == "" || in.Collection == "" || bytes.Contains(in.Body, []byte(`"@export-type"`)) {
 		if d.ChangeVector == "" {
 			d.ChangeVector = db.localChangeVector(etag)
 		}
@@ -235,6 +265,9 @@ func (bk *Bulk) Blob(hash string, size int64, content io.Reader) error {
 // otherwise the tombstone is recorded so that later exports carry it.
 func (bk *Bulk) Tombstone(t *ImportedTombstone) error {
 	db := bk.db
+	if err := ValidateID(t.LowerID); err != nil {
+		return errorf(ErrInvalidInput, "Fix the tombstone in the input", "a tombstone's key is not a valid document ID: %v", err)
+	}
 	lower := LowerID(t.LowerID)
 	old, err := db.readDoc(bk.b, lower)
 	if err != nil {

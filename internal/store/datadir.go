@@ -54,6 +54,10 @@ type Options struct {
 // DefaultMasterKeyFile is where the master key of a data dir is kept when no
 // path is given: beside the data dir, never inside it.
 func DefaultMasterKeyFile(dir string) string {
+	// Absolute first: "." or ".." would otherwise put the key inside.
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	return filepath.Clean(dir) + masterKeySuffix
 }
 
@@ -87,49 +91,38 @@ func Open(opts Options) (*DataDir, error) {
 			"the master key file %s is inside the data dir %s", masterPath, dir)
 	}
 
-	raw, err := os.ReadFile(filepath.Join(dir, manifestName))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	// The lock is taken before the manifest is read or written, so two
+	// processes initialising one data dir cannot race.
+	_, statErr := os.Stat(dir)
+	createdDir := false
+	if errors.Is(statErr, fs.ErrNotExist) {
 		if !opts.Create {
 			return nil, errorf(ErrNoDataDir, "Create a database first with `magpie db create NAME`, or point --data (MAGPIE_DATA) at an existing data dir",
 				"there is no magpie data dir at %s", dir)
 		}
-		if err := d.initialise(); err != nil {
-			return nil, err
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot create data dir %s: %w", dir, err)
 		}
-	case err != nil:
-		return nil, fmt.Errorf("cannot read %s: %w", filepath.Join(dir, manifestName), err)
-	default:
-		var m dataDirManifest
-		if err := json.Unmarshal(raw, &m); err != nil || m.Format == 0 {
-			return nil, errorf(ErrDatabaseDamaged, "Restore the data dir from a backup",
-				"%s is damaged or not a magpie data dir manifest", filepath.Join(dir, manifestName))
-		}
-		if m.Format > dataDirFormat {
-			return nil, fmt.Errorf("data dir %s has format %d, newer than this magpie understands (%d): upgrade magpie", dir, m.Format, dataDirFormat)
-		}
-		master, err := keys.ReadFile(masterPath)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, errorf(ErrWrongMasterKey, "Pass the master key it was created with using --master-key or MAGPIE_MASTER_KEY_FILE; magpie never creates a new master key for an existing data dir",
-					"the master key file %s does not exist, but data dir %s was initialised with master key %s", masterPath, dir, m.MasterKeyFingerprint)
-			}
-			return nil, fmt.Errorf("master key: %w", err)
-		}
-		if master.Fingerprint() != m.MasterKeyFingerprint {
-			return nil, errorf(ErrWrongMasterKey, "Pass the master key it was created with using --master-key or MAGPIE_MASTER_KEY_FILE",
-				"the master key in %s (fingerprint %s) is not the one data dir %s was initialised with (fingerprint %s)",
-				masterPath, master.Fingerprint(), dir, m.MasterKeyFingerprint)
-		}
-		d.master = master
+		createdDir = true
+	} else if statErr != nil {
+		return nil, fmt.Errorf("cannot use data dir %s: %w", dir, statErr)
 	}
-
 	lock, err := vfs.Default.Lock(filepath.Join(dir, lockName))
 	if err != nil {
+		if st, serr := os.Stat(dir); serr == nil && !st.IsDir() {
+			return nil, errorf(ErrInvalidInput, "Point --data (MAGPIE_DATA) at a folder", "%s is a file, not a data dir", dir)
+		}
 		return nil, errorf(ErrLocked, "Wait for the other command to finish (or stop it) and try again",
 			"data dir %s is in use by another magpie process", dir)
 	}
 	d.lock = lock
+	if err := d.readOrInitialise(opts.Create); err != nil {
+		d.Close()
+		if createdDir {
+			os.RemoveAll(dir)
+		}
+		return nil, err
+	}
 	if err := d.sweep(); err != nil {
 		d.Close()
 		return nil, err
@@ -144,8 +137,54 @@ func inside(dir, path string) bool {
 	if err1 != nil || err2 != nil {
 		return false
 	}
+	if r, err := filepath.EvalSymlinks(d); err == nil {
+		d = r
+	}
+	if r, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
+		p = filepath.Join(r, filepath.Base(p))
+	}
 	rel, err := filepath.Rel(d, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// readOrInitialise checks the data dir's manifest and master key, or
+// initialises a new data dir. Called with the lock held.
+func (d *DataDir) readOrInitialise(create bool) error {
+	dir, masterPath := d.dir, d.masterPath
+	raw, err := os.ReadFile(filepath.Join(dir, manifestName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if !create {
+			return errorf(ErrNoDataDir, "Create a database first with `magpie db create NAME`, or point --data (MAGPIE_DATA) at an existing data dir",
+				"there is no magpie data dir at %s", dir)
+		}
+		return d.initialise()
+	case err != nil:
+		return fmt.Errorf("cannot read %s: %w", filepath.Join(dir, manifestName), err)
+	}
+	var m dataDirManifest
+	if err := json.Unmarshal(raw, &m); err != nil || m.Format == 0 {
+		return errorf(ErrDatabaseDamaged, "Restore the data dir from a backup",
+			"%s is damaged or not a magpie data dir manifest", filepath.Join(dir, manifestName))
+	}
+	if m.Format > dataDirFormat {
+		return fmt.Errorf("data dir %s has format %d, newer than this magpie understands (%d): upgrade magpie", dir, m.Format, dataDirFormat)
+	}
+	master, err := keys.ReadFile(masterPath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errorf(ErrWrongMasterKey, "Pass the master key it was created with using --master-key or MAGPIE_MASTER_KEY_FILE; magpie never creates a new master key for an existing data dir",
+				"the master key file %s does not exist, but data dir %s was initialised with master key %s", masterPath, dir, m.MasterKeyFingerprint)
+		}
+		return fmt.Errorf("master key: %w", err)
+	}
+	if master.Fingerprint() != m.MasterKeyFingerprint {
+		return errorf(ErrWrongMasterKey, "Pass the master key it was created with using --master-key or MAGPIE_MASTER_KEY_FILE",
+			"the master key in %s (fingerprint %s) is not the one data dir %s was initialised with (fingerprint %s)",
+			masterPath, master.Fingerprint(), dir, m.MasterKeyFingerprint)
+	}
+	d.master = master
+	return nil
 }
 
 // initialise creates a new data dir. The master key is read when its file

@@ -54,10 +54,15 @@ type quietLogger struct{}
 
 func (quietLogger) Infof(string, ...any) {}
 func (quietLogger) Errorf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "magpie: storage: "+format+"\n", args...)
+	// Like Fatalf, details may quote keys: say only that something failed.
+	fmt.Fprintln(os.Stderr, "magpie: storage: the storage engine reported an error (details withheld: they may quote document IDs)")
 }
 func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("magpie: storage: "+format, args...))
+	// Pebble calls Fatalf for damage it cannot go on with. Its message
+	// can quote keys (document IDs), which must not reach a log for an
+	// encrypted database, so it is not printed.
+	fmt.Fprintln(os.Stderr, "magpie: error: the storage engine found damaged database files, or could not write them (is the disk full?), and stopped. Free disk space, or restore the database from a backup.")
+	os.Exit(1)
 }
 
 // Memory budget of one open database: memtables (up to

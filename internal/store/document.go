@@ -203,6 +203,9 @@ func validateBody(body []byte) error {
 	if trimmed[0] != '{' {
 		return errorf(ErrInvalidInput, todo, "the document body is JSON but not an object")
 	}
+	if err := checkDepth(trimmed); err != nil {
+		return errorf(ErrInvalidInput, "Flatten the document", "the document body %v", err)
+	}
 	return nil
 }
 

@@ -140,6 +140,9 @@ func renderDocument(body []byte, f metadataFields) ([]byte, error) {
 			}
 		}
 	}
+	// @export-type marks items of an export stream; a stored document
+	// carrying one would be mistaken for an attachment header on export.
+	meta = removeMember(meta, "@export-type")
 	meta = setMember(meta, "@collection", f.Collection)
 	if len(f.Attachments) > 0 {
 		meta = setMember(meta, "@flags", "HasAttachments")
@@ -180,4 +183,36 @@ func bodyCollection(body []byte) (string, error) {
 		return c, err
 	}
 	return "", nil
+}
+
+// MaxDepth is the deepest nesting of objects and arrays a document may
+// have: the same limit the export reader applies, so that everything the
+// store accepts can be backed up and restored.
+const MaxDepth = 512
+
+// checkDepth refuses JSON nested deeper than MaxDepth.
+func checkDepth(raw []byte) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			if escaped {
+				escaped = false
+			} else if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > MaxDepth {
+				return fmt.Errorf("nests objects and arrays more than %d levels deep", MaxDepth)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
 }
