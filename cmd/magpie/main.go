@@ -99,6 +99,7 @@ and writes RavenDB export files.`,
 		newRestoreCmd(g),
 		newSecretsCmd(),
 		newDemoCmd(),
+		newServeCmd(g), newCertsCmd(g),
 	)
 	return root
 }

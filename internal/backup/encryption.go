@@ -174,13 +174,6 @@ func parseRecipientFile(r io.Reader) ([]age.Recipient, error) {
 	return out, nil
 }
 
-func shorten(s string) string {
-	if len(s) > 40 {
-		return s[:37] + "..."
-	}
-	return s
-}
-
 // Request is what the operator asked for on the command line or in an API
 // call, before it is checked against the database.
 type Request struct {

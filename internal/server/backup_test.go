@@ -1,0 +1,701 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/magpiedb/magpie/internal/backup"
+	"github.com/magpiedb/magpie/internal/keys"
+	"github.com/magpiedb/magpie/internal/store"
+)
+
+// backupFix is a server over a temporary data dir, called in process.
+type backupFix struct {
+	t       *testing.T
+	root    string
+	data    *store.DataDir
+	srv     *Server
+	backups string
+	cfg     Config
+}
+
+func newBackupFix(t *testing.T) *backupFix {
+	t.Helper()
+	root := t.TempDir()
+	data, err := store.Open(store.Options{Dir: filepath.Join(root, "data"), MasterKeyFile: filepath.Join(root, "master.key"), Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &backupFix{t: t, root: root, data: data, backups: filepath.Join(root, "backups"),
+		cfg: Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	f.srv = New(f.cfg, data)
+	t.Cleanup(func() {
+		f.srv.CancelOperations()
+		f.srv.Close()
+		data.Close()
+	})
+	return f
+}
+
+// restart replaces the server with a new one over the same data dir, as
+// a server restart does.
+func (f *backupFix) restart() {
+	f.srv.CancelOperations()
+	if err := f.srv.Close(); err != nil {
+		f.t.Fatal(err)
+	}
+	f.srv = New(f.cfg, f.data)
+}
+
+// call sends a request; body is JSON-encoded unless it is nil or []byte.
+func (f *backupFix) call(method, target string, body any) (int, map[string]any) {
+	f.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	r := httptest.NewRequest(method, target, rd)
+	w := httptest.NewRecorder()
+	f.srv.Handler().ServeHTTP(w, r)
+	if w.Code == http.StatusNoContent {
+		return w.Code, nil
+	}
+	var out map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+		f.t.Fatalf("%s %s: answer %d is not JSON: %q", method, target, w.Code, w.Body.String())
+	}
+	if w.Header().Get("ETag") != "" {
+		f.t.Fatalf("%s %s: answered an ETag", method, target)
+	}
+	return w.Code, out
+}
+
+// mustCall is call expecting status want.
+func (f *backupFix) mustCall(want int, method, target string, body any) map[string]any {
+	f.t.Helper()
+	code, out := f.call(method, target, body)
+	if code != want {
+		f.t.Fatalf("%s %s: status %d, want %d: %v", method, target, code, want, out)
+	}
+	return out
+}
+
+// wait polls an operation's state, as the clients do, until it ends.
+func (f *backupFix) wait(stateURL string, id any) map[string]any {
+	f.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := f.mustCall(200, "GET", fmt.Sprintf("%s?id=%v&nodeTag=A", stateURL, id), nil)
+		if st["Status"] != "InProgress" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("operation %v still in progress", id)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// createDB creates a database with three documents, an attachment of
+// random bytes and a tombstone. key nil makes it unencrypted.
+func (f *backupFix) createDB(name string, key *keys.Key) {
+	f.t.Helper()
+	if _, err := f.data.CreateDatabase(name, store.CreateOptions{Encrypted: key != nil, Key: key}); err != nil {
+		f.t.Fatal(err)
+	}
+	db, err := f.srv.openDB(name)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for id, body := range map[string]string{
+		"users/1":  `{"name":"Ada","@metadata":{"@collection":"Users"}}`,
+		"users/2":  `{"name":"Grace","@metadata":{"@collection":"Users"}}`,
+		"orders/1": `{"note":"tab\there \u0007","@metadata":{"@collection":"Orders"}}`,
+		"temp/1":   `{"@metadata":{"@collection":"Temps"}}`,
+	} {
+		if _, err := db.Put(id, []byte(body)); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	blob := make([]byte, 4096)
+	rand.Read(blob)
+	if _, err := db.PutAttachment("users/1", "photo.bin", "application/octet-stream", bytes.NewReader(blob)); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := db.Delete("temp/1"); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// docs returns a database's documents by id (their bodies without the
+// metadata that differs between copies).
+func (f *backupFix) docs(name string) map[string]string {
+	f.t.Helper()
+	db, err := f.srv.openDB(name)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, id := range []string{"users/1", "users/2", "orders/1", "temp/1"} {
+		d, err := db.Get(id)
+		if err != nil {
+			continue
+		}
+		var v map[string]any
+		if err := json.Unmarshal(d.Body, &v); err != nil {
+			f.t.Fatal(err)
+		}
+		meta := v["@metadata"].(map[string]any)
+		v["@metadata"] = map[string]any{"@collection": meta["@collection"], "@attachments": meta["@attachments"]}
+		b, _ := json.Marshal(v)
+		out[id] = string(b)
+	}
+	return out
+}
+
+// noLeftovers checks that a failed restore left nothing under the data
+// dir's databases folder but the databases named.
+func (f *backupFix) noLeftovers(want ...string) {
+	f.t.Helper()
+	entries, err := os.ReadDir(filepath.Join(f.data.Path(), "databases"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		f.t.Fatalf("databases folder holds %v, want %v", got, want)
+	}
+}
+
+var wireDate = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z$`)
+
+func faultOfState(t *testing.T, st map[string]any) (string, map[string]any) {
+	t.Helper()
+	if st["Status"] != "Faulted" {
+		t.Fatalf("status %v, want Faulted: %v", st["Status"], st)
+	}
+	res, ok := st["Result"].(map[string]any)
+	if !ok {
+		t.Fatalf("a Faulted state without a Result: %v", st)
+	}
+	if res["Type"] == "" || res["Error"] == "" || res["Error"] != res["Message"] {
+		t.Fatalf("fault result %v lacks Type, Error or Message", res)
+	}
+	return res["Error"].(string), res
+}
+
+func TestBackupAndRestoreRoutes(t *testing.T) {
+	f := newBackupFix(t)
+	key, _ := keys.Generate()
+	f.createDB("src", &key)
+	want := f.docs("src")
+	if len(want) != 3 {
+		t.Fatalf("source holds %d documents", len(want))
+	}
+
+	// One-time backup (C# BackupOperation): the database's own key.
+	out := f.mustCall(200, "POST", "/databases/src/admin/backup", map[string]any{
+		"BackupType": "Backup", "LocalSettings": map[string]any{"FolderPath": f.backups},
+	})
+	if out["OperationNodeTag"] != "A" {
+		t.Fatalf("answer %v", out)
+	}
+	st := f.wait("/databases/src/operations/state", out["OperationId"])
+	if st["Status"] != "Completed" {
+		t.Fatalf("one-time backup: %v", st)
+	}
+	res := st["Result"].(map[string]any)
+	oneTime := res["LocalBackup"].(map[string]any)["BackupDirectory"].(string)
+	if res["MagpieEncryption"] != "database" || res["Documents"].(map[string]any)["ReadCount"] != 3.0 {
+		t.Fatalf("result %v", res)
+	}
+	if m, err := backup.ReadManifest(oneTime); err != nil || m.Encryption != backup.ModeDatabase {
+		t.Fatalf("chain %s: %v %v", oneTime, m, err)
+	}
+	// The finished state stays readable, from the server-level route too.
+	if again := f.wait("/operations/state", out["OperationId"]); again["Status"] != "Completed" {
+		t.Fatalf("state read again: %v", again)
+	}
+
+	// A backup task, then StartBackupOperation and the status.
+	out = f.mustCall(200, "POST", "/databases/src/admin/periodic-backup?raft-request-id=x", map[string]any{
+		"Name": "nightly", "BackupType": "Backup", "FullBackupFrequency": "0 3 * * *",
+		"LocalSettings":            map[string]any{"FolderPath": f.backups},
+		"BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseDatabaseKey", "Key": nil},
+	})
+	if out["TaskId"] != 1.0 || out["RaftCommandIndex"] == nil {
+		t.Fatalf("first task: %v", out)
+	}
+	f.mustCall(400, "GET", "/periodic-backup/status?name=src&taskId=9", nil)
+	status := f.mustCall(200, "GET", "/periodic-backup/status?name=src&taskId=1", nil)
+	if status["Status"] != nil || status["IsSharded"] != false {
+		t.Fatalf("status before any backup: %v", status)
+	}
+	out = f.mustCall(200, "POST", "/databases/src/admin/backup/database?isFullBackup=true&taskId=1", nil)
+	if out["ResponsibleNode"] != "A" {
+		t.Fatalf("start backup: %v", out)
+	}
+	opID := out["OperationId"]
+	if st := f.wait("/databases/src/operations/state", opID); st["Status"] != "Completed" {
+		t.Fatalf("task backup: %v", st)
+	}
+	status = f.mustCall(200, "GET", "/periodic-backup/status?name=src&taskId=1", nil)
+	s := status["Status"].(map[string]any)
+	local := s["LocalBackup"].(map[string]any)
+	chain := local["BackupDirectory"].(string)
+	for _, d := range []any{s["LastFullBackup"], s["LastFullBackupInternal"], local["LastFullBackup"]} {
+		if ds, _ := d.(string); !wireDate.MatchString(ds) {
+			t.Fatalf("date %v is not yyyy-MM-ddTHH:mm:ss.fffffffZ", d)
+		}
+	}
+	if s["TaskId"] != 1.0 || s["BackupType"] != "Backup" || s["LastIncrementalBackup"] != nil || s["IsEncrypted"] != true ||
+		s["LastOperationId"] != opID || s["LastEtag"] == nil || s["Error"] != nil || s["FolderName"] != filepath.Base(chain) ||
+		!strings.HasPrefix(local["FileName"].(string), filepath.Base(chain)[:27]) {
+		t.Fatalf("status %v", s)
+	}
+	if _, err := os.Stat(filepath.Join(chain, backup.ManifestName)); err != nil || chain == oneTime {
+		t.Fatalf("chain %s: %v", chain, err)
+	}
+	// The second task gets id 2; a name is unique.
+	out = f.mustCall(200, "POST", "/databases/src/admin/periodic-backup", map[string]any{
+		"BackupType": "Snapshot", "LocalSettings": map[string]any{"FolderPath": f.backups},
+	})
+	if out["TaskId"] != 2.0 {
+		t.Fatalf("second task: %v", out)
+	}
+	f.mustCall(400, "POST", "/databases/src/admin/periodic-backup", map[string]any{
+		"Name": "Nightly", "LocalSettings": map[string]any{"FolderPath": f.backups},
+	})
+
+	// Restore with EncryptionKey: same documents, encrypted with that key.
+	out = f.mustCall(200, "POST", "/admin/restore/database", map[string]any{
+		"DatabaseName": "dst", "BackupLocation": chain, "EncryptionKey": key.Base64(), "Type": "Local", "DisableOngoingTasks": false,
+	})
+	if out["OperationNodeTag"] != "A" {
+		t.Fatalf("restore answer %v", out)
+	}
+	st = f.wait("/operations/state", out["OperationId"])
+	if st["Status"] != "Completed" {
+		t.Fatalf("restore: %v", st)
+	}
+	if got := f.docs("dst"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("restored documents %v, want %v", got, want)
+	}
+	info, err := f.srv.lookupInfo("dst")
+	if err != nil || !info.Encrypted || info.KeyFingerprint != key.Fingerprint() {
+		t.Fatalf("restored database %+v, %v", info, err)
+	}
+
+	// A snapshot (task 2) restores too, with the database's key.
+	out = f.mustCall(200, "POST", "/databases/src/admin/backup/database?isFullBackup=true&taskId=2", nil)
+	f.wait("/databases/src/operations/state", out["OperationId"])
+	snap := f.mustCall(200, "GET", "/periodic-backup/status?name=src&taskId=2", nil)["Status"].(map[string]any)
+	snapChain := snap["LocalBackup"].(map[string]any)["BackupDirectory"].(string)
+	if snap["BackupType"] != "Snapshot" || !strings.HasSuffix(snapChain, ".snapshot") {
+		t.Fatalf("snapshot status %v", snap)
+	}
+	out = f.mustCall(200, "POST", "/admin/restore/database", map[string]any{
+		"DatabaseName": "fromsnap", "BackupLocation": snapChain, "BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseDatabaseKey", "Key": key.Base64()},
+	})
+	if st := f.wait("/operations/state", out["OperationId"]); st["Status"] != "Completed" {
+		t.Fatalf("snapshot restore: %v", st)
+	}
+	if got := f.docs("fromsnap"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("snapshot restored documents %v", got)
+	}
+
+	// Restores that must fault, leaving no database behind.
+	wrong, _ := keys.Generate()
+	faults := []struct {
+		name string
+		body map[string]any
+		err  string
+	}{
+		{"wrong key", map[string]any{"DatabaseName": "bad", "BackupLocation": chain, "EncryptionKey": wrong.Base64(), "Type": "Local"},
+			"The key given in EncryptionKey (fingerprint " + wrong.Fingerprint() + ") is not the key of the backup in " + chain + " (fingerprint " + key.Fingerprint() + ")."},
+		{"wrong decryption key", map[string]any{"DatabaseName": "bad", "BackupLocation": chain, "BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey", "Key": wrong.Base64()}},
+			"The key given in BackupEncryptionSettings.Key (fingerprint " + wrong.Fingerprint() + ") is not the key of the backup in " + chain},
+		{"missing key", map[string]any{"DatabaseName": "bad", "BackupLocation": chain},
+			"The backup in " + chain + " is encrypted and no key was given. Give the database's secret key (EncryptionKey"},
+		{"existing name", map[string]any{"DatabaseName": "DST", "BackupLocation": chain, "EncryptionKey": key.Base64()},
+			"Database DST already exists. Choose another DatabaseName, or delete it first."},
+		{"unknown last file", map[string]any{"DatabaseName": "bad", "BackupLocation": f.backups, "LastFileNameToRestore": "2020-01-01-00-00-00-0000000.full-backup", "EncryptionKey": key.Base64()},
+			`LastFileNameToRestore "2020-01-01-00-00-00-0000000.full-backup" is not a file of the backups in ` + f.backups + ". Give one of: "},
+		{"missing location", map[string]any{"DatabaseName": "bad", "BackupLocation": filepath.Join(f.root, "nowhere"), "EncryptionKey": key.Base64()},
+			filepath.Join(f.root, "nowhere") + " does not exist."},
+	}
+	for _, c := range faults {
+		t.Run(c.name, func(t *testing.T) {
+			out := f.mustCall(200, "POST", "/admin/restore/database", c.body)
+			msg, res := faultOfState(t, f.wait("/operations/state", out["OperationId"]))
+			if !strings.HasPrefix(msg, c.err) || res["StatusCode"] != 400.0 {
+				t.Fatalf("fault %q (status %v), want prefix %q", msg, res["StatusCode"], c.err)
+			}
+			if strings.Contains(msg, key.Base64()) || strings.Contains(msg, wrong.Base64()) {
+				t.Fatal("a key is in the error")
+			}
+			f.noLeftovers("dst", "fromsnap", "src")
+		})
+	}
+
+	// LastFileNameToRestore names a file of a chain in a folder of chains,
+	// with or without .age.
+	file := strings.TrimSuffix(local["FileName"].(string), backup.AgeSuffix)
+	out = f.mustCall(200, "POST", "/admin/restore/database", map[string]any{
+		"DatabaseName": "pit", "BackupLocation": f.backups, "LastFileNameToRestore": file, "EncryptionKey": key.Base64(),
+	})
+	st = f.wait("/operations/state", out["OperationId"])
+	if st["Status"] != "Completed" || st["Result"].(map[string]any)["BackupDirectory"] != chain {
+		t.Fatalf("restore up to %s: %v", file, st)
+	}
+
+	// Restore points list every file, newest first.
+	points := f.mustCall(200, "POST", "/admin/restore/points?type=Local", map[string]any{"FolderPath": f.backups})
+	list := points["List"].([]any)
+	if len(list) != 3 {
+		t.Fatalf("restore points %v", points)
+	}
+	p0 := list[0].(map[string]any)
+	if p0["IsSnapshotRestore"] != true || p0["DatabaseName"] != "src" || p0["IsEncrypted"] != true || p0["FilesToRestore"] != 1.0 ||
+		!wireDate.MatchString(p0["DateTime"].(string)) || p0["Location"] != snapChain {
+		t.Fatalf("newest restore point %v", p0)
+	}
+}
+
+func TestBackupRequestsRefused(t *testing.T) {
+	f := newBackupFix(t)
+	key, _ := keys.Generate()
+	f.createDB("enc", &key)
+	f.createDB("plain", nil)
+	local := map[string]any{"FolderPath": f.backups}
+	cases := []struct {
+		name, target string
+		body         any
+		status       int
+		err          string
+	}{
+		{"database key on plain", "/databases/plain/admin/backup", map[string]any{"LocalSettings": local, "BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseDatabaseKey"}}, 400,
+			"EncryptionMode UseDatabaseKey needs an encrypted database, and plain is not encrypted. Use UseProvidedKey with a Key, MagpieRecipients, or None."},
+		{"provided key missing", "/databases/plain/admin/periodic-backup", map[string]any{"LocalSettings": local, "BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey"}}, 400,
+			"EncryptionMode UseProvidedKey needs BackupEncryptionSettings.Key"},
+		{"provided key not base64", "/databases/plain/admin/backup", map[string]any{"LocalSettings": local, "BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey", "Key": "not a key"}}, 400,
+			"BackupEncryptionSettings.Key: the key is not valid base64"},
+		{"key where none", "/databases/plain/admin/backup", map[string]any{"LocalSettings": local, "BackupEncryptionSettings": map[string]any{"EncryptionMode": "None", "Key": key.Base64()}}, 400,
+			"BackupEncryptionSettings.Key was given but EncryptionMode None takes no key."},
+		{"encrypted snapshot with a key", "/databases/enc/admin/backup", map[string]any{"BackupType": "Snapshot", "LocalSettings": local, "BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey", "Key": key.Base64()}}, 400,
+			"A snapshot of encrypted database enc is a copy of its encrypted files, so it can only use EncryptionMode UseDatabaseKey, not UseProvidedKey."},
+		{"unknown mode", "/databases/plain/admin/backup", map[string]any{"LocalSettings": local, "BackupEncryptionSettings": map[string]any{"EncryptionMode": "Rot13"}}, 400,
+			`BackupEncryptionSettings.EncryptionMode "Rot13" is not known.`},
+		{"bad recipient", "/databases/plain/admin/backup", map[string]any{"LocalSettings": local, "BackupEncryptionSettings": map[string]any{"MagpieRecipients": []string{"age1nope"}}}, 400,
+			"MagpieRecipients entry 1 is not a valid age public key."},
+		{"no folder", "/databases/plain/admin/backup", map[string]any{"BackupType": "Backup"}, 400, "LocalSettings.FolderPath is missing."},
+		{"relative folder", "/databases/plain/admin/backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": "backups"}}, 400, `LocalSettings.FolderPath "backups" is not an absolute path.`},
+		{"s3", "/databases/plain/admin/backup", map[string]any{"LocalSettings": local, "S3Settings": map[string]any{"BucketName": "b"}}, 501, "S3Settings: uploading backups to S3 is not supported by magpie yet."},
+		{"unknown type", "/databases/plain/admin/backup", map[string]any{"BackupType": "Full", "LocalSettings": local}, 400, `BackupType "Full" is not known.`},
+		{"not json", "/databases/plain/admin/backup", []byte("{"), 400, "The request body is not valid JSON"},
+		{"missing database", "/databases/nope/admin/backup", map[string]any{"LocalSettings": local}, 503, "Database 'nope' wasn't found"},
+		{"incremental", "/databases/plain/admin/backup/database?isFullBackup=false&taskId=1", nil, 501, "Incremental backups through the API are not supported by magpie yet."},
+		{"unknown task", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=7", nil, 400, "Backup task 7 does not exist in database plain."},
+		{"bad task id", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=x", nil, 400, `TaskId "x" is not a backup task id.`},
+		{"update unknown task", "/databases/plain/admin/periodic-backup", map[string]any{"TaskId": 5, "LocalSettings": local}, 400, "Backup task 5 does not exist in database plain."},
+		{"status without name", "/periodic-backup/status?taskId=1", nil, 400, "No database was given."},
+		{"restore without name", "/admin/restore/database", map[string]any{"BackupLocation": f.backups}, 400, "DatabaseName is missing."},
+		{"restore bad name", "/admin/restore/database", map[string]any{"DatabaseName": "a/b", "BackupLocation": f.backups}, 400, `The database name "a/b" is not valid`},
+		{"restore bad key", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": f.backups, "EncryptionKey": "c2hvcnQ="}, 400, "EncryptionKey: the key decodes to 5 bytes, not 32"},
+		{"restore from s3", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": f.backups, "Type": "S3"}, 501, "Restoring from S3 is not supported by magpie yet."},
+		{"restore data directory", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": f.backups, "DataDirectory": "/x"}, 400, "DataDirectory is not supported by magpie"},
+		{"restore missing identity", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": f.backups, "MagpieIdentity": filepath.Join(f.root, "id.txt")}, 400, "Cannot read identity file"},
+		{"restore points from s3", "/admin/restore/points?type=S3", map[string]any{"FolderPath": f.backups}, 501, "Restore points from S3 are not supported by magpie yet."},
+		{"delete other task type", "/databases/plain/admin/tasks?id=1&type=Replication", nil, 501, `Ongoing tasks of type "Replication" are not supported by magpie`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			method := "POST"
+			if strings.HasPrefix(c.target, "/periodic-backup") {
+				method = "GET"
+			}
+			if strings.Contains(c.target, "/admin/tasks") {
+				method = "DELETE"
+			}
+			code, out := f.call(method, c.target, c.body)
+			msg, _ := out["Error"].(string)
+			if code != c.status || !strings.HasPrefix(msg, c.err) || out["Type"] == nil {
+				t.Fatalf("%d %q, want %d %q", code, msg, c.status, c.err)
+			}
+		})
+	}
+	if _, err := os.Stat(f.backups); !os.IsNotExist(err) {
+		t.Fatalf("a refused backup wrote into %s: %v", f.backups, err)
+	}
+}
+
+func TestBackupTasksPersist(t *testing.T) {
+	f := newBackupFix(t)
+	f.createDB("plain", nil)
+	taskKey, _ := keys.Generate()
+	out := f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{
+		"Name": "keyed", "LocalSettings": map[string]any{"FolderPath": f.backups}, "IncrementalBackupFrequency": "*/10 * * * *",
+		"BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey", "Key": taskKey.Base64()},
+	})
+	if out["TaskId"] != 1.0 {
+		t.Fatalf("task %v", out)
+	}
+	out = f.mustCall(200, "POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=1", nil)
+	if st := f.wait("/databases/plain/operations/state", out["OperationId"]); st["Status"] != "Completed" {
+		t.Fatalf("backup: %v", st)
+	}
+	path := filepath.Join(f.data.Path(), "backup-tasks", "plain.json")
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("tasks file %v %v", fi, err)
+	}
+	raw, _ := os.ReadFile(path)
+	if bytes.Contains(raw, []byte(taskKey.Base64())) || !bytes.Contains(raw, []byte(taskKey.Fingerprint())) {
+		t.Fatalf("tasks file holds the key in clear, or not its fingerprint: %s", raw)
+	}
+	if !bytes.Contains(raw, []byte("*/10 * * * *")) {
+		t.Fatalf("tasks file lost the frequency: %s", raw)
+	}
+
+	f.restart()
+	status := f.mustCall(200, "GET", "/periodic-backup/status?name=PLAIN&taskId=1", nil)["Status"].(map[string]any)
+	if !wireDate.MatchString(status["LastFullBackup"].(string)) || status["IsEncrypted"] != true {
+		t.Fatalf("status after restart %v", status)
+	}
+	// The provided key did not survive the restart: the task says so.
+	code, out := f.call("POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=1", nil)
+	if code != 400 || !strings.Contains(out["Error"].(string), "is kept in memory only, and the server restarted since it was given") {
+		t.Fatalf("%d %v", code, out)
+	}
+	// Updating the task with its key again makes it run; new tasks go on
+	// from the next id.
+	f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{
+		"TaskId": 1, "LocalSettings": map[string]any{"FolderPath": f.backups},
+		"BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey", "Key": taskKey.Base64()},
+	})
+	out = f.mustCall(200, "POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=1", nil)
+	if st := f.wait("/databases/plain/operations/state", out["OperationId"]); st["Status"] != "Completed" {
+		t.Fatalf("backup after update: %v", st)
+	}
+	if out := f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": f.backups}}); out["TaskId"] != 2.0 {
+		t.Fatalf("next task %v", out)
+	}
+	// Disabled tasks do not run; deleted tasks are gone.
+	f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{"TaskId": 2, "Disabled": true, "LocalSettings": map[string]any{"FolderPath": f.backups}})
+	f.mustCall(400, "POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=2", nil)
+	f.mustCall(200, "DELETE", "/databases/plain/admin/tasks?id=2&type=Backup", nil)
+	f.mustCall(400, "GET", "/periodic-backup/status?name=plain&taskId=2", nil)
+
+	// A database created again under the same name has no tasks, even
+	// when its tasks file was left behind.
+	if err := f.srv.dropDatabase("plain"); err != nil {
+		t.Fatal(err)
+	}
+	f.createDB("plain", nil)
+	f.mustCall(400, "GET", "/periodic-backup/status?name=plain&taskId=1", nil)
+	if out := f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": f.backups}}); out["TaskId"] != 1.0 {
+		t.Fatalf("first task of the new database %v", out)
+	}
+	// dropBackupState removes them.
+	f.srv.dropBackupState("plain")
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("tasks file after dropBackupState: %v", err)
+	}
+}
+
+func TestRestoreKeysAndRecipients(t *testing.T) {
+	f := newBackupFix(t)
+	f.createDB("plain", nil)
+	want := f.docs("plain")
+	backupKey, _ := keys.Generate()
+	dbKey, _ := keys.Generate()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idFile := filepath.Join(f.root, "identity.txt")
+	if err := os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chainOf := func(enc map[string]any) string {
+		out := f.mustCall(200, "POST", "/databases/plain/admin/backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": f.backups}, "BackupEncryptionSettings": enc})
+		st := f.wait("/databases/plain/operations/state", out["OperationId"])
+		if st["Status"] != "Completed" {
+			t.Fatalf("backup %v: %v", enc, st)
+		}
+		return st["Result"].(map[string]any)["LocalBackup"].(map[string]any)["BackupDirectory"].(string)
+	}
+	keyed := chainOf(map[string]any{"EncryptionMode": "UseProvidedKey", "Key": backupKey.Base64()})
+	forRecipients := chainOf(map[string]any{"MagpieRecipients": []string{id.Recipient().String()}})
+	restoreAs := func(name string, body map[string]any) map[string]any {
+		body["DatabaseName"] = name
+		out := f.mustCall(200, "POST", "/admin/restore/database", body)
+		return f.wait("/operations/state", out["OperationId"])
+	}
+
+	// BackupEncryptionSettings.Key decrypts; EncryptionKey becomes the
+	// restored database's key.
+	st := restoreAs("k1", map[string]any{"BackupLocation": keyed, "BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey", "Key": backupKey.Base64()}, "EncryptionKey": dbKey.Base64()})
+	if st["Status"] != "Completed" {
+		t.Fatalf("restore: %v", st)
+	}
+	if info, err := f.srv.lookupInfo("k1"); err != nil || !info.Encrypted || info.KeyFingerprint != dbKey.Fingerprint() {
+		t.Fatalf("k1 %+v %v", info, err)
+	}
+	// Decrypt only: the restored database is not encrypted.
+	if st := restoreAs("k2", map[string]any{"BackupLocation": keyed, "BackupEncryptionSettings": map[string]any{"Key": backupKey.Base64()}}); st["Status"] != "Completed" {
+		t.Fatalf("restore: %v", st)
+	}
+	if info, _ := f.srv.lookupInfo("k2"); info.Encrypted || fmt.Sprint(f.docs("k2")) != fmt.Sprint(want) {
+		t.Fatalf("k2 %+v", info)
+	}
+	// A key-mode backup given only EncryptionKey (another key) faults.
+	msg, _ := faultOfState(t, restoreAs("k3", map[string]any{"BackupLocation": keyed, "EncryptionKey": dbKey.Base64()}))
+	if !strings.HasPrefix(msg, "The key given in EncryptionKey (fingerprint "+dbKey.Fingerprint()+") is not the key of the backup in "+keyed) {
+		t.Fatalf("fault %q", msg)
+	}
+	// Recipients: MagpieIdentity opens the backup; without it, a fault.
+	if st := restoreAs("r1", map[string]any{"BackupLocation": forRecipients, "MagpieIdentity": idFile}); st["Status"] != "Completed" {
+		t.Fatalf("restore: %v", st)
+	}
+	if got := f.docs("r1"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("r1 documents %v", got)
+	}
+	msg, _ = faultOfState(t, restoreAs("r2", map[string]any{"BackupLocation": forRecipients}))
+	if !strings.HasPrefix(msg, "The backup in "+forRecipients+" is encrypted to age recipients and no identity was given. Give MagpieIdentity") {
+		t.Fatalf("fault %q", msg)
+	}
+	f.noLeftovers("k1", "k2", "plain", "r1")
+}
+
+func TestOperationStateAndKill(t *testing.T) {
+	f := newBackupFix(t)
+	f.createDB("plain", nil)
+
+	// Unknown or malformed ids: a clear error, never a 404 or a crash.
+	for target, want := range map[string]string{
+		"/operations/state?id=42":                 "Operation 42 does not exist on this server.",
+		"/databases/plain/operations/state?id=42": "Operation 42 does not exist for database plain.",
+		"/operations/state?id=x":                  `Operation id "x" is not a positive number.`,
+		"/operations/state":                       "No operation id was given.",
+	} {
+		code, out := f.call("GET", target, nil)
+		if code != 400 || !strings.HasPrefix(out["Error"].(string), want) {
+			t.Fatalf("%s: %d %v", target, code, out)
+		}
+	}
+	code, out := f.call("POST", "/databases/plain/operations/kill?id=42", nil)
+	if code != 400 || !strings.HasPrefix(out["Error"].(string), "Operation 42 does not exist") {
+		t.Fatalf("kill unknown: %d %v", code, out)
+	}
+
+	// A backup held before it writes, then killed: Canceled, and nothing
+	// complete-looking is left.
+	release := make(chan struct{})
+	testHookBackup = func(ctx context.Context) {
+		select {
+		case <-ctx.Done():
+		case <-release:
+		}
+	}
+	defer func() { testHookBackup = nil }()
+	out = f.mustCall(200, "POST", "/databases/plain/admin/backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": f.backups}})
+	id := out["OperationId"]
+	if st := f.mustCall(200, "GET", fmt.Sprintf("/databases/plain/operations/state?id=%v", id), nil); st["Status"] != "InProgress" {
+		t.Fatalf("state %v", st)
+	}
+	// Another database's route does not see it.
+	f.createDB("other", nil)
+	f.mustCall(400, "GET", fmt.Sprintf("/databases/other/operations/state?id=%v", id), nil)
+	f.mustCall(204, "POST", fmt.Sprintf("/databases/plain/operations/kill?id=%v", id), nil)
+	if st := f.wait("/databases/plain/operations/state", id); st["Status"] != "Canceled" || st["Result"] != nil {
+		t.Fatalf("killed backup: %v", st)
+	}
+	entries, _ := os.ReadDir(f.backups)
+	if len(entries) != 0 {
+		t.Fatalf("a canceled backup left %v", entries)
+	}
+	// Killing it again changes nothing.
+	f.mustCall(204, "POST", fmt.Sprintf("/databases/plain/operations/kill?id=%v", id), nil)
+
+	// A finished backup is not undone by a late kill.
+	close(release)
+	out = f.mustCall(200, "POST", "/databases/plain/admin/backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": f.backups}})
+	if st := f.wait("/databases/plain/operations/state", out["OperationId"]); st["Status"] != "Completed" {
+		t.Fatalf("backup: %v", st)
+	}
+	f.mustCall(204, "POST", fmt.Sprintf("/admin/operations/kill?id=%v", out["OperationId"]), nil)
+	if st := f.wait("/operations/state", out["OperationId"]); st["Status"] != "Completed" {
+		t.Fatalf("after a late kill: %v", st)
+	}
+
+	// A killed restore finishes, then removes the database it created.
+	testHookRestored = func(ctx context.Context) { <-ctx.Done() }
+	defer func() { testHookRestored = nil }()
+	out = f.mustCall(200, "POST", "/admin/restore/database", map[string]any{"DatabaseName": "killed", "BackupLocation": f.backups})
+	f.mustCall(204, "POST", fmt.Sprintf("/admin/operations/kill?id=%v", out["OperationId"]), nil)
+	if st := f.wait("/operations/state", out["OperationId"]); st["Status"] != "Canceled" {
+		t.Fatalf("killed restore: %v", st)
+	}
+	f.noLeftovers("other", "plain")
+
+	// Shutting down cancels running backups and refuses new operations.
+	testHookBackup = func(ctx context.Context) { <-ctx.Done() }
+	out = f.mustCall(200, "POST", "/databases/plain/admin/backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": filepath.Join(f.root, "b2")}})
+	f.srv.CancelOperations()
+	if st := f.wait("/operations/state", out["OperationId"]); st["Status"] != "Canceled" {
+		t.Fatalf("after CancelOperations: %v", st)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(f.root, "b2")); len(entries) != 0 {
+		t.Fatalf("a canceled backup left %v", entries)
+	}
+	code, out = f.call("POST", "/databases/plain/admin/backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": f.backups}})
+	if code != 503 || !strings.Contains(out["Error"].(string), "shutting down") {
+		t.Fatalf("backup during shutdown: %d %v", code, out)
+	}
+}
+
+func TestRestoreUnsecured(t *testing.T) {
+	f := newBackupFix(t)
+	f.createDB("plain", nil)
+	out := f.mustCall(200, "POST", "/databases/plain/admin/backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": f.backups}})
+	f.wait("/databases/plain/operations/state", out["OperationId"])
+	f.cfg.Unsecured = true
+	f.restart()
+	key, _ := keys.Generate()
+	code, out := f.call("POST", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": f.backups, "EncryptionKey": key.Base64()})
+	if code != 400 || !strings.Contains(out["Error"].(string), "this server runs with --unsecured") {
+		t.Fatalf("%d %v", code, out)
+	}
+	// An unencrypted restore is fine.
+	out = f.mustCall(200, "POST", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": f.backups})
+	if st := f.wait("/operations/state", out["OperationId"]); st["Status"] != "Completed" {
+		t.Fatalf("restore: %v", st)
+	}
+	f.noLeftovers("plain", "x")
+}
