@@ -157,9 +157,8 @@ func (bk *Bulk) Document(in *ImportedDocument) error {
 	if len(in.Body) > MaxDocumentBytes {
 		return errorf(ErrInvalidInput, "Split the document; the limit is 64 MiB", "document %q is %d bytes", in.ID, len(in.Body))
 	}
-	if err := checkDepth(in.Body); err != nil {
-		return errorf(ErrInvalidInput, "Flatten the document", "document %q %v", in.ID, err)
-	}
+	// Nesting needs no check here: imports come through the export reader,
+	// which refuses documents nested deeper than MaxDepth.
 	collection := in.Collection
 	if collection == "" {
 		collection = EmptyCollection
