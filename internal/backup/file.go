@@ -7,6 +7,8 @@ import (
 	"hash"
 	"os"
 	"path/filepath"
+
+	"github.com/magpiedb/magpie/internal/atomicfile"
 )
 
 // fileWriter writes one backup file as NAME.in-progress, hashing what it
@@ -51,7 +53,7 @@ func (w *fileWriter) Commit() (int64, string, error) {
 		return 0, "", fmt.Errorf("cannot rename %s into place: %w", w.path, err)
 	}
 	w.state = 1
-	if err := syncDir(filepath.Dir(w.path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(w.path)); err != nil {
 		return 0, "", err
 	}
 	return w.size, hex.EncodeToString(w.h.Sum(nil)), nil
@@ -81,16 +83,4 @@ func writeSmallFile(path string, data []byte) error {
 	}
 	_, _, err = w.Commit()
 	return err
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cannot sync %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("cannot sync %s: %w", dir, err)
-	}
-	return nil
 }

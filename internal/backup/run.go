@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/magpiedb/magpie/internal/atomicfile"
 	"github.com/magpiedb/magpie/internal/dump"
 	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/smuggler"
@@ -74,7 +75,7 @@ func Run(db *store.DB, opts Options) (*Result, error) {
 		os.RemoveAll(building)
 		return nil, err
 	}
-	if err := syncDir(building); err != nil {
+	if err := atomicfile.SyncDir(building); err != nil {
 		os.RemoveAll(building)
 		return nil, err
 	}
@@ -86,7 +87,7 @@ func Run(db *store.DB, opts Options) (*Result, error) {
 		os.RemoveAll(building)
 		return nil, fmt.Errorf("cannot move the finished chain into place: %w", err)
 	}
-	if err := syncDir(opts.To); err != nil {
+	if err := atomicfile.SyncDir(opts.To); err != nil {
 		return nil, err
 	}
 	res.ChainDir = chain

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/magpiedb/magpie/internal/atomicfile"
 )
 
 // Files are the paths of a server's certificates under DATA/certs.
@@ -388,46 +390,5 @@ func WriteNew(path string, data []byte, perm fs.FileMode) error {
 		}
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	return syncDir(dir)
-}
-
-// replaceFile writes data to path atomically (temp file, sync, rename),
-// replacing what was there. Only the registry is written this way.
-func replaceFile(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	err = tmp.Chmod(perm)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("cannot sync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(dir)
 }

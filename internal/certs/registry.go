@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/magpiedb/magpie/internal/atomicfile"
 )
 
 // Entry is one registered client certificate.
@@ -176,5 +178,5 @@ func (r *Registry) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	return replaceFile(r.path, append(raw, '\n'), 0o600)
+	return atomicfile.Replace(r.path, append(raw, '\n'), 0o600)
 }

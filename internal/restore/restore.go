@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/magpiedb/magpie/internal/atomicfile"
 	"github.com/magpiedb/magpie/internal/backup"
 	"github.com/magpiedb/magpie/internal/dump"
 	"github.com/magpiedb/magpie/internal/keys"
@@ -227,7 +228,7 @@ func readSnapshot(r io.Reader, key *keys.Key, dir string) (*backup.SnapshotInfo,
 		return nil, errors.New("the snapshot is incomplete: it lacks its record")
 	}
 	if dir != "" {
-		if err := syncDir(filepath.Join(dir, "db")); err != nil {
+		if err := atomicfile.SyncDir(filepath.Join(dir, "db")); err != nil {
 			return nil, err
 		}
 	}
@@ -248,13 +249,4 @@ func extract(r io.Reader, path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/magpiedb/magpie/internal/atomicfile"
 	"github.com/magpiedb/magpie/internal/backup"
 	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/restore"
@@ -720,37 +721,7 @@ func (ts *taskStore) saveLocked(t *dbTasks) error {
 	if err := os.MkdirAll(ts.dir, 0o700); err != nil {
 		return fmt.Errorf("cannot create %s: %w", ts.dir, err)
 	}
-	return writeFileSynced(ts.path(t.file.Database), append(data, '\n'))
-}
-
-// writeFileSynced writes path through a temporary file (0600), fsyncs it,
-// renames it into place and fsyncs the folder.
-func writeFileSynced(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %s: %w", path, werr)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Replace(ts.path(t.file.Database), append(data, '\n'), 0o600)
 }
 
 // POST /databases/{db}/admin/periodic-backup  body: PeriodicBackupConfiguration

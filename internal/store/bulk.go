@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/magpiedb/magpie/internal/atomicfile"
 )
 
 // Imports are all-or-nothing. Before the first write, the database is
@@ -58,7 +60,7 @@ func recoverImport(dir string) error {
 	if err := os.Rename(rb, store); err != nil {
 		return fmt.Errorf("cannot roll back an interrupted import: %w", err)
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // ImportedDocument is a document as an export file holds it: its metadata
@@ -108,7 +110,7 @@ func (db *DB) BeginImport() (*Bulk, error) {
 		db.mu.Unlock()
 		return nil, fmt.Errorf("cannot prepare the import's rollback point: %w", err)
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		os.RemoveAll(tmp)
 		db.mu.Unlock()
 		return nil, err
@@ -118,7 +120,7 @@ func (db *DB) BeginImport() (*Bulk, error) {
 		db.mu.Unlock()
 		return nil, fmt.Errorf("cannot prepare the import's rollback point: %w", err)
 	}
-	if err := syncDir(db.dir); err != nil {
+	if err := atomicfile.SyncDir(db.dir); err != nil {
 		db.mu.Unlock()
 		return nil, err
 	}
@@ -355,7 +357,7 @@ func (bk *Bulk) Commit() error {
 	if err := os.Rename(filepath.Join(db.dir, rollbackDir), discard); err != nil {
 		return fmt.Errorf("the import is complete but its rollback point could not be removed: %w", err)
 	}
-	if err := syncDir(db.dir); err != nil {
+	if err := atomicfile.SyncDir(db.dir); err != nil {
 		return err
 	}
 	return os.RemoveAll(discard)

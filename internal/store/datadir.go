@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/magpiedb/magpie/internal/atomicfile"
 	"github.com/magpiedb/magpie/internal/keys"
 )
 
@@ -212,7 +214,7 @@ func (d *DataDir) initialise() error {
 	}
 	m := dataDirManifest{Format: dataDirFormat, MasterKeyFingerprint: master.Fingerprint(), Created: time.Now().UTC()}
 	raw, _ := json.MarshalIndent(m, "", "  ")
-	if err := writeFileAtomic(filepath.Join(d.dir, manifestName), append(raw, '\n'), 0o600); err != nil {
+	if err := atomicfile.Replace(filepath.Join(d.dir, manifestName), append(raw, '\n'), 0o600); err != nil {
 		return err
 	}
 	d.createdNew = true
@@ -411,7 +413,7 @@ func (d *DataDir) build(name string, fill func(dir string) error) error {
 		os.RemoveAll(tmp)
 		return err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}
@@ -425,7 +427,7 @@ func (d *DataDir) build(name string, fill func(dir string) error) error {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("cannot move the new database into place: %w", err)
 	}
-	return syncDir(parent)
+	return atomicfile.SyncDir(parent)
 }
 
 // DeleteDatabase removes a database and all its files. The directory is
@@ -441,7 +443,7 @@ func (d *DataDir) DeleteDatabase(name string) error {
 	if err := os.Rename(filepath.Join(parent, dirName), doomed); err != nil {
 		return fmt.Errorf("cannot delete database %q: %w", name, err)
 	}
-	if err := syncDir(parent); err != nil {
+	if err := atomicfile.SyncDir(parent); err != nil {
 		return err
 	}
 	return os.RemoveAll(doomed)
@@ -469,45 +471,4 @@ func (d *DataDir) OpenDatabase(name string) (*DB, error) {
 		}
 	}
 	return openDB(dir, rec, ring)
-}
-
-// writeFileAtomic writes data to path through a temporary file, fsyncs it,
-// renames it into place and fsyncs the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("cannot sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cannot sync %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("cannot sync %s: %w", dir, err)
-	}
-	return nil
 }

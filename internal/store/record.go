@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/magpiedb/magpie/internal/atomicfile"
 	"github.com/magpiedb/magpie/internal/encfs"
 	"github.com/magpiedb/magpie/internal/keys"
 )
@@ -72,7 +73,7 @@ func writeRecord(dir string, r *record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, recordName), append(raw, '\n'), 0o600)
+	return atomicfile.Replace(filepath.Join(dir, recordName), append(raw, '\n'), 0o600)
 }
 
 // keyRing is the set of data keys that encrypt a database's files; the
@@ -109,7 +110,7 @@ func writeKeyRing(dir string, r *keyRing) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, keyRingName), append(raw, '\n'), 0o600)
+	return atomicfile.Replace(filepath.Join(dir, keyRingName), append(raw, '\n'), 0o600)
 }
 
 // ErrWrongDatabaseKey means the secret key given for a database does not
