@@ -114,6 +114,10 @@ func newDBListCmd(g *globals) *cobra.Command {
 				if db.KeyFingerprint != "" {
 					fp = db.KeyFingerprint
 				}
+				if db.Damaged != "" {
+					fmt.Fprintf(tw, "%s\tDAMAGED: %s\t\t\n", db.Name, db.Damaged)
+					continue
+				}
 				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", db.Name, db.Encrypted, fp, db.Created.UTC().Format("2006-01-02 15:04:05"))
 			}
 			return tw.Flush()

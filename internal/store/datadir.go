@@ -268,6 +268,9 @@ type Info struct {
 	Encrypted      bool      `json:"Encrypted"`
 	KeyFingerprint string    `json:"KeyFingerprint,omitempty"`
 	Created        time.Time `json:"Created"`
+	// Damaged says why the database's record cannot be read; one damaged
+	// database does not hide the others.
+	Damaged string `json:"Damaged,omitempty"`
 }
 
 // Databases lists the databases, sorted by name.
@@ -283,7 +286,8 @@ func (d *DataDir) Databases() ([]Info, error) {
 		}
 		rec, err := readRecord(d.databasePath(e.Name()))
 		if err != nil {
-			return nil, err
+			out = append(out, Info{Name: e.Name(), Damaged: err.Error()})
+			continue
 		}
 		out = append(out, Info{Name: rec.Name, Encrypted: rec.Encrypted, KeyFingerprint: rec.KeyFingerprint, Created: rec.Created})
 	}

@@ -347,3 +347,23 @@ func TestIDFilter(t *testing.T) {
 		t.Fatal("a repeated ID was not reported")
 	}
 }
+
+// One damaged database record does not hide the other databases.
+func TestDatabasesWithADamagedRecord(t *testing.T) {
+	d := openTestDataDir(t)
+	for _, n := range []string{"a", "b"} {
+		if _, err := d.CreateDatabase(n, CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(d.databasePath("a"), recordName), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := d.Databases()
+	if err != nil || len(infos) != 2 || infos[0].Damaged == "" || infos[1].Damaged != "" || infos[1].Name != "b" {
+		t.Fatalf("%+v %v", infos, err)
+	}
+	if _, err := d.OpenDatabase("a"); !errors.Is(err, ErrDatabaseDamaged) {
+		t.Fatalf("open damaged: %v", err)
+	}
+}
