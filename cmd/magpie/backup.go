@@ -42,7 +42,10 @@ Encryption (--encryption):
 
 A snapshot of an encrypted database is its encrypted files as they are, so it
 only takes the database mode. Encrypted files decrypt with the stock age
-command: the key's base64 text is the passphrase.`,
+command: the key's base64 text is the passphrase.
+
+With --server, --to (an absolute path) and --recipient files are on the
+server's machine; --key-file is read here and its key sent over TLS.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := backup.ParseType(typ)
@@ -63,6 +66,9 @@ command: the key's base64 text is the passphrase.`,
 				if _, err := backup.ParseMode(mode); err != nil {
 					return &usageError{msg: err.Error()}
 				}
+			}
+			if g.isRemote() {
+				return remoteBackup(cmd, g, args[0], t, c, mode, keyFile, recipients, to, asJSON)
 			}
 			if insideDataDir(g, to) {
 				return usagef("--to %s is inside the data dir %s; backups there would be taken for databases or deleted with them. Give a folder outside the data dir", to, g.dataDir)
@@ -248,7 +254,11 @@ backup restores encrypted with --new-key-file's key when given; a backup of
 an encrypted database is always restored encrypted.
 
 The new database appears only after every byte was read and verified; on
-any error nothing is created.`,
+any error nothing is created.
+
+With --server, PATH and --identity (absolute paths) are on the server's
+machine; --key-file and --new-key-file are read here and their keys sent
+over TLS.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if as == "" {
@@ -256,6 +266,9 @@ any error nothing is created.`,
 			}
 			if err := store.ValidateDatabaseName(as); err != nil {
 				return err
+			}
+			if g.isRemote() {
+				return remoteRestore(cmd, g, args[0], as, keyFile, identity, newKeyFile, asJSON)
 			}
 			dec, err := backup.LoadDecryption(keyFile, identity)
 			if err != nil {

@@ -15,6 +15,9 @@ import (
 type globals struct {
 	dataDir   string
 	masterKey string
+	// remote are the --server flags: when server is set, the commands go
+	// through that server instead of the data dir (remote.go).
+	remote remoteFlags
 }
 
 // openDataDir opens the data dir; create initialises it when missing (only
@@ -23,7 +26,7 @@ type globals struct {
 func (g *globals) openDataDir(create bool) (*store.DataDir, error) {
 	d, err := store.Open(store.Options{Dir: g.dataDir, MasterKeyFile: g.masterKey, Create: create})
 	if err != nil {
-		return nil, err
+		return nil, servedDataDirError(g.dataDir, err)
 	}
 	if d.CreatedMasterKey() {
 		fmt.Fprintf(os.Stderr, "magpie: initialised data dir %s and created its master key at %s (mode 0600).\n"+

@@ -41,6 +41,9 @@ it is what restores the database's snapshots and backups.`,
 				}
 				opts.Key = &k
 			}
+			if g.isRemote() {
+				return remoteDBCreate(cmd, g, name, opts, asJSON)
+			}
 			d, err := g.openDataDir(true)
 			if err != nil {
 				return err
@@ -50,35 +53,47 @@ it is what restores the database's snapshots and backups.`,
 			if err != nil {
 				return err
 			}
-			printKey := encrypted && keyFile == ""
-			if asJSON {
-				out := map[string]any{"Name": name, "Encrypted": encrypted}
-				if encrypted {
-					out["KeyFingerprint"] = secret.Fingerprint()
+			fingerprint, shown := "", ""
+			if encrypted {
+				fingerprint = secret.Fingerprint()
+				if keyFile == "" {
+					shown = secret.Base64()
 				}
-				if printKey {
-					out["Key"] = secret.Base64()
-				}
-				return printJSON(cmd, out)
 			}
-			w := cmd.OutOrStdout()
-			if !encrypted {
-				fmt.Fprintf(w, "created database %s\n", name)
-				return nil
-			}
-			fmt.Fprintf(w, "created encrypted database %s (key fingerprint %s)\n", name, secret.Fingerprint())
-			if printKey {
-				fmt.Fprintf(w, "\nIts secret key, shown only this once:\n\n    %s\n\n", secret.Base64())
-				fmt.Fprintf(w, "WARNING: store this key somewhere safe, apart from the data dir. Restoring this\n"+
-					"database's snapshots and encrypted backups needs it; magpie cannot recover it.\n")
-			}
-			return nil
+			return printCreated(cmd, name, encrypted, fingerprint, shown, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&encrypted, "encrypted", false, "encrypt the database at rest")
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "file holding the database's secret key (base64 of 32 bytes, mode 0600)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+// printCreated reports a database just created; key, when not empty, is
+// the generated secret key, shown this once.
+func printCreated(cmd *cobra.Command, name string, encrypted bool, fingerprint, key string, asJSON bool) error {
+	if asJSON {
+		out := map[string]any{"Name": name, "Encrypted": encrypted}
+		if encrypted {
+			out["KeyFingerprint"] = fingerprint
+		}
+		if key != "" {
+			out["Key"] = key
+		}
+		return printJSON(cmd, out)
+	}
+	w := cmd.OutOrStdout()
+	if !encrypted {
+		fmt.Fprintf(w, "created database %s\n", name)
+		return nil
+	}
+	fmt.Fprintf(w, "created encrypted database %s (key fingerprint %s)\n", name, fingerprint)
+	if key != "" {
+		fmt.Fprintf(w, "\nIts secret key, shown only this once:\n\n    %s\n\n", key)
+		fmt.Fprintf(w, "WARNING: store this key somewhere safe, apart from the data dir. Restoring this\n"+
+			"database's snapshots and encrypted backups needs it; magpie cannot recover it.\n")
+	}
+	return nil
 }
 
 func newDBListCmd(g *globals) *cobra.Command {
@@ -88,6 +103,9 @@ func newDBListCmd(g *globals) *cobra.Command {
 		Short: "List the databases",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.isRemote() {
+				return remoteDBList(cmd, g, asJSON)
+			}
 			d, err := g.openDataDir(false)
 			if err != nil {
 				return err
@@ -97,34 +115,34 @@ func newDBListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if dbs == nil {
-					dbs = []store.Info{}
-				}
-				return printJSON(cmd, dbs)
-			}
-			if len(dbs) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "no databases")
-				return nil
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tENCRYPTED\tKEY FINGERPRINT\tCREATED (UTC)")
-			for _, db := range dbs {
-				fp := "-"
-				if db.KeyFingerprint != "" {
-					fp = db.KeyFingerprint
-				}
-				if db.Damaged != "" {
-					fmt.Fprintf(tw, "%s\tDAMAGED: %s\t\t\n", db.Name, db.Damaged)
-					continue
-				}
-				fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", db.Name, db.Encrypted, fp, db.Created.UTC().Format("2006-01-02 15:04:05"))
-			}
-			return tw.Flush()
+			return printDatabases(cmd, dbs, asJSON)
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+func printDatabases(cmd *cobra.Command, dbs []store.Info, asJSON bool) error {
+	if asJSON {
+		if dbs == nil {
+			dbs = []store.Info{}
+		}
+		return printJSON(cmd, dbs)
+	}
+	if len(dbs) == 0 {
+		fmt.Fprintln(cmd.OutOrStdout(), "no databases")
+		return nil
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tENCRYPTED\tKEY FINGERPRINT\tCREATED (UTC)")
+	for _, db := range dbs {
+		fp := "-"
+		if db.KeyFingerprint != "" {
+			fp = db.KeyFingerprint
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", db.Name, db.Encrypted, fp, db.Created.UTC().Format("2006-01-02 15:04:05"))
+	}
+	return tw.Flush()
 }
 
 func newDBDeleteCmd(g *globals) *cobra.Command {
@@ -134,12 +152,11 @@ func newDBDeleteCmd(g *globals) *cobra.Command {
 		Short: "Delete a database and all its files",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := g.openDataDir(false)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			if err := d.DeleteDatabase(args[0]); err != nil {
+			if g.isRemote() {
+				if err := remoteDBDelete(cmd, g, args[0]); err != nil {
+					return err
+				}
+			} else if err := deleteLocalDB(g, args[0]); err != nil {
 				return err
 			}
 			if asJSON {
@@ -151,6 +168,15 @@ func newDBDeleteCmd(g *globals) *cobra.Command {
 	}
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+func deleteLocalDB(g *globals, name string) error {
+	d, err := g.openDataDir(false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.DeleteDatabase(name)
 }
 
 func newSecretsCmd() *cobra.Command {

@@ -25,6 +25,9 @@ func newDocsGetCmd(g *globals) *cobra.Command {
 strings are escaped as \u00XX, values are exactly what was stored.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.isRemote() {
+				return remoteDocsGet(cmd, g, args[0], args[1])
+			}
 			return g.withDatabase(args[0], func(db *store.DB) error {
 				d, err := db.Get(args[1])
 				if err != nil {
@@ -60,22 +63,29 @@ with the same ID (IDs are not case-sensitive) is replaced.`,
 			if err != nil {
 				return err
 			}
+			if g.isRemote() {
+				return remoteDocsPut(cmd, g, args[0], args[1], body, asJSON)
+			}
 			return g.withDatabase(args[0], func(db *store.DB) error {
 				d, err := db.Put(args[1], body)
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return printJSON(cmd, map[string]any{"Id": d.ID, "Collection": d.Collection, "ChangeVector": d.ChangeVector, "Etag": d.Etag, "LastModified": d.LastModified})
-				}
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintf(tw, "stored\t%s\ncollection\t%s\nchange vector\t%s\netag\t%d\n", d.ID, d.Collection, d.ChangeVector, d.Etag)
-				return tw.Flush()
+				return printPut(cmd, d, asJSON)
 			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+func printPut(cmd *cobra.Command, d *store.Document, asJSON bool) error {
+	if asJSON {
+		return printJSON(cmd, map[string]any{"Id": d.ID, "Collection": d.Collection, "ChangeVector": d.ChangeVector, "Etag": d.Etag, "LastModified": d.LastModified})
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "stored\t%s\ncollection\t%s\nchange vector\t%s\netag\t%d\n", d.ID, d.Collection, d.ChangeVector, d.Etag)
+	return tw.Flush()
 }
 
 // readBody reads a document body from a file or stdin, refusing more than
@@ -109,16 +119,20 @@ func newDocsDeleteCmd(g *globals) *cobra.Command {
 		Short: "Delete a document (a tombstone records the deletion for backups)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withDatabase(args[0], func(db *store.DB) error {
-				if err := db.Delete(args[1]); err != nil {
-					return err
-				}
-				if asJSON {
-					return printJSON(cmd, map[string]any{"Deleted": args[1]})
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[1])
-				return nil
-			})
+			var err error
+			if g.isRemote() {
+				err = remoteDocsDelete(cmd, g, args[0], args[1])
+			} else {
+				err = g.withDatabase(args[0], func(db *store.DB) error { return db.Delete(args[1]) })
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd, map[string]any{"Deleted": args[1]})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", args[1])
+			return nil
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
@@ -132,24 +146,31 @@ func newStatsCmd(g *globals) *cobra.Command {
 		Short: "Print a database's statistics (RavenDB field names with --json)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.isRemote() {
+				return remoteStats(cmd, g, args[0], asJSON)
+			}
 			return g.withDatabase(args[0], func(db *store.DB) error {
 				s, err := db.Stats()
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return printJSON(cmd, s)
-				}
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintf(tw, "database\t%s\nencrypted\t%v\ndocuments\t%d\ntombstones\t%d\nattachments\t%d\nindexes\t%d\nlast etag\t%d\n",
-					s.DatabaseName, s.Encrypted, s.CountOfDocuments, s.CountOfTombstones, s.CountOfAttachments, s.CountOfIndexes, s.LastDocEtag)
-				for _, name := range s.CollectionNames() {
-					fmt.Fprintf(tw, "collection %s\t%d\n", name, s.Collections[name])
-				}
-				return tw.Flush()
+				return printStats(cmd, s, asJSON)
 			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+func printStats(cmd *cobra.Command, s *store.Stats, asJSON bool) error {
+	if asJSON {
+		return printJSON(cmd, s)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "database\t%s\nencrypted\t%v\ndocuments\t%d\ntombstones\t%d\nattachments\t%d\nindexes\t%d\nlast etag\t%d\n",
+		s.DatabaseName, s.Encrypted, s.CountOfDocuments, s.CountOfTombstones, s.CountOfAttachments, s.CountOfIndexes, s.LastDocEtag)
+	for _, name := range s.CollectionNames() {
+		fmt.Fprintf(tw, "collection %s\t%d\n", name, s.Collections[name])
+	}
+	return tw.Flush()
 }

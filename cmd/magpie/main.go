@@ -87,6 +87,7 @@ and writes RavenDB export files.`,
 	}
 	root.PersistentFlags().StringVar(&g.dataDir, "data", envOr("MAGPIE_DATA", "./magpie-data"), "data dir (env MAGPIE_DATA)")
 	root.PersistentFlags().StringVar(&g.masterKey, "master-key", os.Getenv("MAGPIE_MASTER_KEY_FILE"), "master key file, kept outside the data dir (env MAGPIE_MASTER_KEY_FILE; default DATA.master.key)")
+	addRemoteFlags(root, g)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.Version = version
 	root.AddCommand(

@@ -379,6 +379,11 @@ func runServe(cmd *cobra.Command, g *globals, cfg serveConfig) error {
 	}
 
 	url := publicURL(ln.Addr().(*net.TCPAddr), cfg)
+	// Commands refused by the data dir's lock read this to point at
+	// --server.
+	if servedPath := filepath.Join(data.Path(), servedFile); os.WriteFile(servedPath, []byte(url+"\n"), 0o600) == nil {
+		defer os.Remove(servedPath)
+	}
 	printConnectHelp(cmd.OutOrStdout(), url, data.Path(), cfg, set, certInfo)
 	log.Info("serving", "url", url, "listen", ln.Addr().String(), "data", data.Path(), "secured", !cfg.Unsecured)
 

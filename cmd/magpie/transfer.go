@@ -54,27 +54,34 @@ process is interrupted, the database is left exactly as it was.`,
 			if path == "-" {
 				source = "standard input"
 			}
+			if g.isRemote() {
+				return remoteImport(cmd, g, args[0], in, asJSON)
+			}
 			return g.withDatabase(args[0], func(db *store.DB) error {
 				start := time.Now()
 				res, err := dump.Import(db, in)
 				if err != nil {
 					return fmt.Errorf("import of %s into %s failed, and the database is unchanged: %w", source, db.Name(), err)
 				}
-				if asJSON {
-					return printJSON(cmd, res)
-				}
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintf(tw, "imported into\t%s\ndocuments\t%d\nattachments\t%d\ntombstones\t%d\nindexes\t%d\ntime\t%s\n",
-					db.Name(), res.Documents, res.Attachments, res.Tombstones, res.Indexes, time.Since(start).Round(time.Millisecond))
-				for section, n := range res.Skipped {
-					fmt.Fprintf(tw, "skipped (not supported yet)\t%d %s\n", n, section)
-				}
-				return tw.Flush()
+				return printImport(cmd, db.Name(), res, time.Since(start), asJSON)
 			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+func printImport(cmd *cobra.Command, db string, res *dump.Result, took time.Duration, asJSON bool) error {
+	if asJSON {
+		return printJSON(cmd, res)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "imported into\t%s\ndocuments\t%d\nattachments\t%d\ntombstones\t%d\nindexes\t%d\ntime\t%s\n",
+		db, res.Documents, res.Attachments, res.Tombstones, res.Indexes, took.Round(time.Millisecond))
+	for section, n := range res.Skipped {
+		fmt.Fprintf(tw, "skipped (not supported yet)\t%d %s\n", n, section)
+	}
+	return tw.Flush()
 }
 
 func newExportCmd(g *globals) *cobra.Command {
@@ -94,6 +101,9 @@ only when complete; an existing file is never overwritten.`,
 				return &usageError{msg: err.Error()}
 			}
 			path := args[1]
+			if path == "-" && g.isRemote() {
+				return remoteExport(cmd, g, args[0], path, c, asJSON)
+			}
 			if path == "-" {
 				return g.withDatabase(args[0], func(db *store.DB) error {
 					_, err := dump.Export(db, cmd.OutOrStdout(), c, 0)
@@ -102,6 +112,9 @@ only when complete; an existing file is never overwritten.`,
 			}
 			if _, err := os.Lstat(path); err == nil {
 				return fmt.Errorf("%s already exists. Choose another file name; magpie does not overwrite exports", path)
+			}
+			if g.isRemote() {
+				return remoteExport(cmd, g, args[0], path, c, asJSON)
 			}
 			if insideDataDir(g, path) {
 				return usagef("%s is inside the data dir %s. Export to a file outside the data dir", path, g.dataDir)

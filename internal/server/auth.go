@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/magpiedb/magpie/internal/certs"
@@ -25,7 +26,17 @@ type CertAuth struct {
 	roots *x509.CertPool
 	// Now is the clock; tests set it.
 	Now func() time.Time
+
+	// verified remembers leaf certificates whose chain checked out, by
+	// thumbprint: the signature check is by far the most expensive part
+	// of a request, and a chain's validity does not change (the validity
+	// dates and the registry are still checked on every request).
+	mu       sync.Mutex
+	verified map[string]bool
 }
+
+// maxVerified bounds the cache of verified chains.
+const maxVerified = 4096
 
 // NewCertAuth checks client certificates against roots (the server's CA,
 // plus any --tls-client-ca) and the registry.
@@ -74,6 +85,12 @@ func (a *CertAuth) verify(leaf *x509.Certificate, more []*x509.Certificate) erro
 	if now.Before(leaf.NotBefore) {
 		return fmt.Errorf("The client certificate %s is not valid before %s. Check the clock of this server and of the client.", describe(leaf.Subject.CommonName, thumb), leaf.NotBefore.UTC().Format(time.DateTime+" MST"))
 	}
+	a.mu.Lock()
+	ok := a.verified[thumb]
+	a.mu.Unlock()
+	if ok {
+		return nil
+	}
 	inter := x509.NewCertPool()
 	for _, c := range more {
 		inter.AddCert(c)
@@ -91,6 +108,12 @@ func (a *CertAuth) verify(leaf *x509.Certificate, more []*x509.Certificate) erro
 		}
 		return fmt.Errorf("The client certificate %s was not issued by this server's certificate authority. Use a certificate from magpie certs create (or DATA/certs/admin.pem).", describe(leaf.Subject.CommonName, thumb))
 	}
+	a.mu.Lock()
+	if a.verified == nil || len(a.verified) >= maxVerified {
+		a.verified = map[string]bool{}
+	}
+	a.verified[thumb] = true
+	a.mu.Unlock()
 	return nil
 }
 

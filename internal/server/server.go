@@ -83,7 +83,11 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	// Documents go out as the bytes that were stored: no escaping of
+	// <, >, & and U+2028/2029 behind the client's back.
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }
 
 // Access is what a route needs from the caller.
