@@ -13,7 +13,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
-	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/magpiedb/magpie/internal/encfs"
 )
@@ -103,9 +102,6 @@ func pebbleOptions(ring *keyRing) (*pebble.Options, error) {
 	// CPU; flushes and compactions are most of an import's work.
 	opts.FormatMajorVersion = pebble.FormatNewest
 	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
-	// Flushed tables (L0) live briefly before compactions rewrite them
-	// compressed; not compressing them saves about 15% of an import's CPU.
-	opts.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	opts.EnsureDefaults()
 	return opts, nil
 }
