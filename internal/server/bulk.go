@@ -126,6 +126,11 @@ func (s *Server) handleBulkDocs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if nAtt == 0 {
+		// Documents only: the whole batch is one transaction, synced once.
+		s.runTransaction(w, db, &req)
+		return
+	}
 	results := make([]any, 0, len(req.Commands))
 	for i, c := range req.Commands {
 		res, err := s.runCommand(db, i, &c, parts)
@@ -156,6 +161,65 @@ func (s *Server) handleBulkDocs(w http.ResponseWriter, r *http.Request) {
 			// Everything was written; only trailing data was wrong.
 			s.log.Warn("batch had trailing multipart data", "db", db.Name(), "err", err)
 		}
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"Results": results})
+}
+
+// runTransaction runs a batch of PUT and DELETE commands as one store
+// transaction: all of them land, in one synced commit, or none does.
+func (s *Server) runTransaction(w http.ResponseWriter, db *store.DB, req *batchRequest) {
+	results := make([]any, 0, len(req.Commands))
+	failed := -1
+	err := db.Update(func(tx *store.Tx) error {
+		for i := range req.Commands {
+			c := &req.Commands[i]
+			if err := checkCVNow(db, c); err != nil {
+				failed = i
+				return err
+			}
+			switch c.Type {
+			case "PUT":
+				d, err := tx.Put(c.ID, c.Document)
+				if err != nil {
+					failed = i
+					return err
+				}
+				res := map[string]any{"Type": "PUT", "@id": d.ID, "@collection": d.Collection, "@change-vector": d.ChangeVector, "@last-modified": d.LastModified}
+				if d.Attachments > 0 {
+					res["@flags"] = "HasAttachments"
+				}
+				results = append(results, res)
+			case "DELETE":
+				deleted := true
+				if err := tx.Delete(c.ID); errors.Is(err, store.ErrNotFound) {
+					deleted = false
+				} else if err != nil {
+					failed = i
+					return err
+				}
+				results = append(results, map[string]any{"Type": "DELETE", "Id": c.ID, "Deleted": deleted, "ChangeVector": nil})
+			default:
+				failed = i
+				return badBatch(i, "unknown command type %s", c.Type)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		status, typ := classify(err)
+		var be *batchError
+		if errors.As(err, &be) {
+			status, typ = be.status, be.typ
+		}
+		msg := err.Error()
+		if failed >= 0 {
+			msg += fmt.Sprintf(" (command %d of the batch; nothing was applied)", failed+1)
+		}
+		if status >= 500 {
+			s.log.Error("batch failed", "db", db.Name(), "err", msg)
+		}
+		writeError(w, status, typ, msg)
+		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"Results": results})
 }

@@ -213,6 +213,50 @@ func validateBody(body []byte) error {
 // body's @metadata.@collection names the collection; the system metadata
 // (@id, @change-vector, @last-modified, @attachments) is set by the store.
 func (db *DB) Put(id string, body []byte) (*Document, error) {
+	var d *Document
+	err := db.Update(func(tx *Tx) error {
+		var err error
+		d, err = tx.Put(id, body)
+		return err
+	})
+	return d, err
+}
+
+// Tx is a group of writes that land together, in one synced commit, or
+// not at all. Reads inside a Tx see its own writes.
+type Tx struct {
+	db *DB
+	b  *pebble.Batch
+}
+
+// Update runs fn with a Tx and commits its writes if fn returns nil. Writes
+// to the database wait while fn runs.
+func (db *DB) Update(fn func(tx *Tx) error) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	saved := db.state.clone()
+	b := db.pdb.NewIndexedBatch()
+	defer b.Close()
+	if err := fn(&Tx{db: db, b: b}); err != nil {
+		db.state = saved
+		return err
+	}
+	return db.commit(b)
+}
+
+func (c counters) clone() counters {
+	out := c
+	out.collections = make(map[string]*collectionCount, len(c.collections))
+	for k, v := range c.collections {
+		cc := *v
+		out.collections[k] = &cc
+	}
+	return out
+}
+
+// Put stores a document within tx; see DB.Put.
+func (tx *Tx) Put(id string, body []byte) (*Document, error) {
+	db := tx.db
 	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
@@ -226,12 +270,8 @@ func (db *DB) Put(id string, body []byte) (*Document, error) {
 	if collection == "" {
 		collection = EmptyCollection
 	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	b := db.pdb.NewBatch()
-	defer b.Close()
 	lower := LowerID(id)
-	old, err := db.readDoc(db.pdb, lower)
+	old, err := db.readDoc(tx.b, lower)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +282,7 @@ func (db *DB) Put(id string, body []byte) (*Document, error) {
 				"document %q is in collection %q and cannot move to %q", id, old.Collection, collection)
 		}
 		collection = old.Collection
-		if refs, err = db.attachmentRefs(db.pdb, lower); err != nil {
+		if refs, err = db.attachmentRefs(tx.b, lower); err != nil {
 			return nil, err
 		}
 	}
@@ -250,16 +290,28 @@ func (db *DB) Put(id string, body []byte) (*Document, error) {
 	d := &Document{ID: id, Collection: collection, Etag: etag, ChangeVector: db.localChangeVector(etag), LastModified: nowString(), Attachments: len(refs)}
 	d.Body, err = renderDocument(bytes.TrimSpace(body), metadataFields{ID: id, Collection: collection, ChangeVector: d.ChangeVector, LastModified: d.LastModified, Attachments: refs})
 	if err != nil {
-		db.state.lastEtag--
 		return nil, errorf(ErrInvalidInput, "Give @metadata as a JSON object", "the document's metadata is not valid: %v", err)
 	}
-	if err := db.writeDoc(b, db.pdb, d, old); err != nil {
-		return nil, err
-	}
-	if err := db.commit(b); err != nil {
+	if err := db.writeDoc(tx.b, tx.b, d, old); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// Delete deletes a document within tx; see DB.Delete.
+func (tx *Tx) Delete(id string) error {
+	db := tx.db
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	old, err := db.readDoc(tx.b, LowerID(id))
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		return db.notFound(id)
+	}
+	return db.deleteDoc(tx.b, tx.b, old, "")
 }
 
 // writeDoc adds d to b, replacing old (nil when there is none) and any
@@ -292,25 +344,7 @@ func (db *DB) writeDoc(b *pebble.Batch, r pebble.Reader, d *Document, old *Docum
 
 // Delete removes a document and its attachments and leaves a tombstone.
 func (db *DB) Delete(id string) error {
-	if err := ValidateID(id); err != nil {
-		return err
-	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	lower := LowerID(id)
-	old, err := db.readDoc(db.pdb, lower)
-	if err != nil {
-		return err
-	}
-	if old == nil {
-		return db.notFound(id)
-	}
-	b := db.pdb.NewBatch()
-	defer b.Close()
-	if err := db.deleteDoc(b, db.pdb, old, ""); err != nil {
-		return err
-	}
-	return db.commit(b)
+	return db.Update(func(tx *Tx) error { return tx.Delete(id) })
 }
 
 // deleteDoc adds the deletion of old to b: its attachments are released

@@ -367,3 +367,50 @@ func TestDatabasesWithADamagedRecord(t *testing.T) {
 		t.Fatalf("open damaged: %v", err)
 	}
 }
+
+// A Tx lands whole or not at all, and its reads see its own writes.
+func TestUpdateIsAllOrNothing(t *testing.T) {
+	db := openTestDB(t, false)
+	if _, err := db.Put("keep", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := db.Stats()
+	err := db.Update(func(tx *Tx) error {
+		if _, err := tx.Put("a/1", []byte(`{"@metadata":{"@collection":"A"}}`)); err != nil {
+			return err
+		}
+		if _, err := tx.Put("A/1", []byte(`{"v":2,"@metadata":{"@collection":"A"}}`)); err != nil {
+			return err // the same document, seen through the Tx
+		}
+		if err := tx.Delete("keep"); err != nil {
+			return err
+		}
+		_, err := tx.Put("", []byte(`{}`))
+		return err
+	})
+	if !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("err %v", err)
+	}
+	after, _ := db.Stats()
+	if after.CountOfDocuments != before.CountOfDocuments || after.LastDocEtag != before.LastDocEtag || after.CountOfTombstones != 0 {
+		t.Fatalf("a failed Tx changed the database: %+v -> %+v", before, after)
+	}
+	if _, err := db.Get("a/1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a/1: %v", err)
+	}
+	err = db.Update(func(tx *Tx) error {
+		for i := 0; i < 100; i++ {
+			if _, err := tx.Put("b/"+strconv.Itoa(i), []byte(`{"@metadata":{"@collection":"B"}}`)); err != nil {
+				return err
+			}
+		}
+		return tx.Delete("keep")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := db.Stats()
+	if s.CountOfDocuments != 100 || s.Collections["B"] != 100 || s.CountOfTombstones != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
