@@ -738,6 +738,10 @@ func TestPermissions(t *testing.T) {
 		{"DELETE", "/admin/databases", `{"DatabaseNames":["db"]}`},
 		{"GET", "/admin/secrets/generate", ""},
 		{"POST", "/admin/secrets?name=x", "AAAA"},
+		// Backups need database Admin, restores Operator.
+		{"POST", "/databases/db/admin/backup", `{"BackupType":"Backup","LocalSettings":{"FolderPath":"/tmp/never"}}`},
+		{"POST", "/databases/db/admin/periodic-backup", `{"BackupType":"Backup","LocalSettings":{"FolderPath":"/tmp/never"}}`},
+		{"POST", "/admin/restore/database", `{"DatabaseName":"r","BackupLocation":"/tmp/never"}`},
 	} {
 		var body any
 		if c.body != "" {
