@@ -17,20 +17,7 @@ import (
 // a restore refused with a wrong key (leaving no database) and one with
 // the right key, the documents read back identical.
 func TestInteropNodeClient(t *testing.T) {
-	dir, err := filepath.Abs(filepath.Join("..", "..", "tests", "interop"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "ravendb"))
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the interop suite needs node and `npm ci` in tests/interop: %v", err)
-		}
-		t.Skipf("the interop suite needs node and `npm ci` in tests/interop: %v", err)
-	}
+	node, dir := interopSuite(t)
 	e := newEnv(t)
 	srv := startServe(t, e, nil)
 	certs := filepath.Join(e.data, "certs")
@@ -58,20 +45,7 @@ func TestInteropNodeClient(t *testing.T) {
 // without access refused a read and a client without a certificate
 // refused, each with a readable AuthorizationException.
 func TestInteropNodeCases(t *testing.T) {
-	dir, err := filepath.Abs(filepath.Join("..", "..", "tests", "interop"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "ravendb"))
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the interop suite needs node and `npm ci` in tests/interop: %v", err)
-		}
-		t.Skipf("the interop suite needs node and `npm ci` in tests/interop: %v", err)
-	}
+	node, dir := interopSuite(t)
 	e := newEnv(t)
 	// certs create needs the CA that the first serve makes, and a data dir
 	// no server holds: start once, stop, issue, start again.
@@ -103,4 +77,25 @@ func TestInteropNodeCases(t *testing.T) {
 	}
 	t.Logf("%s", out)
 	srv.stop()
+}
+
+// interopSuite finds node and tests/interop with its npm packages; without
+// them the test is skipped, or fails under CI=true.
+func interopSuite(t *testing.T) (node, dir string) {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "tests", "interop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err = exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, "node_modules", "ravendb"))
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the interop suite needs node and `npm ci` in tests/interop: %v", err)
+		}
+		t.Skipf("the interop suite needs node and `npm ci` in tests/interop: %v", err)
+	}
+	return node, dir
 }
