@@ -11,6 +11,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -124,7 +125,7 @@ func runBackup(dataDir, masterKey, name, to, typ, mode, comp, keyFile string, re
 		return "", 0, err
 	}
 	defer db.Close()
-	res, err := backup.Run(db, backup.Options{To: to, Type: t, Compression: c,
+	res, err := backup.Run(db, backup.Options{To: []string{to}, Type: t, Compression: c,
 		Encryption: backup.Request{Mode: mode, KeyFile: keyFile, Recipients: recips}})
 	if err != nil {
 		return "", 0, err
@@ -137,7 +138,7 @@ func runRestore(dataDir, masterKey, from, as, keyFile, identity string) (string,
 	if err != nil {
 		return "", 0, err
 	}
-	t, err := restore.Locate(from)
+	t, err := restore.Locate(context.Background(), from, restore.Until{})
 	if err != nil {
 		return "", 0, err
 	}
@@ -158,11 +159,11 @@ func runVerify(from, keyFile, identity string) (string, int64, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	t, err := restore.Locate(from)
+	t, err := restore.Locate(context.Background(), from, restore.Until{})
 	if err != nil {
 		return "", 0, err
 	}
-	rep, err := restore.Verify(t, dec)
+	rep, err := restore.Verify(context.Background(), t, dec, nil)
 	if err != nil {
 		return "", 0, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -8,18 +9,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/magpiedb/magpie/internal/backup"
+	"github.com/magpiedb/magpie/internal/restore"
 )
 
 // backupFile returns the single backup file of the single chain in dir.
 func backupFile(t *testing.T, dir string) (chain, file string) {
 	t.Helper()
-	chains, err := backup.FindChains(dir)
+	_, chains, err := restore.Chains(context.Background(), dir)
 	if err != nil || len(chains) != 1 || !chains[0].Complete() || len(chains[0].Manifest.Files) != 1 {
 		t.Fatalf("expected one complete chain with one file in %s: %v %v", dir, chains, err)
 	}
 	c := chains[0]
-	return c.Dir, filepath.Join(c.Dir, c.Manifest.Files[0].Name)
+	return c.Location(), filepath.Join(c.Location(), c.Manifest.Files[0].Name)
 }
 
 // The acceptance test of encrypted backups on the real RavenDB dump.

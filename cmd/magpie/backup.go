@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/magpiedb/magpie/internal/backup"
+	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/restore"
 	"github.com/magpiedb/magpie/internal/smuggler"
@@ -20,14 +20,21 @@ func newBackupCmd(g *globals) *cobra.Command {
 }
 
 func newBackupRunCmd(g *globals) *cobra.Command {
-	var to, typ, mode, keyFile, compression string
-	var recipients []string
-	var asJSON bool
+	var typ, mode, keyFile, compression string
+	var to, recipients []string
+	var asJSON, incremental bool
 	cmd := &cobra.Command{
-		Use:   "run DB --to DIR",
-		Short: "Make a full logical backup or a snapshot of a database",
-		Long: `Make a full backup of a database in a new chain folder under --to (created
-if missing).
+		Use:   "run DB --to DIR|URL [--incremental]",
+		Short: "Make a full or incremental backup, or a snapshot, of a database",
+		Long: `Make a full backup of a database in a new chain folder under --to (a local
+folder, created if missing, or s3://, azblob://, gs:// URL; repeat --to to
+write the same bytes to several destinations).
+
+--incremental adds the documents, attachments and tombstones changed since
+the chain's last file to the newest chain of the database, encrypted like
+the chain (a key mode chain needs its --key-file again). When nothing
+changed, no file is written. Without a chain to extend it makes a full
+backup.
 
 Types:
   logical   a streamed export (RavenDB format), compressed, optionally encrypted
@@ -59,8 +66,8 @@ server's machine; --key-file is read here and its key sent over TLS.`,
 			if t == backup.Snapshot && cmd.Flags().Changed("compression") {
 				return usagef("a snapshot is not compressed (its files are compressed tables or ciphertext already). Leave out --compression")
 			}
-			if to == "" {
-				return usagef("no destination was given. Give a folder with --to DIR")
+			if len(to) == 0 {
+				return usagef("no destination was given. Give a folder or a URL with --to")
 			}
 			if mode != "" {
 				if _, err := backup.ParseMode(mode); err != nil {
@@ -68,35 +75,57 @@ server's machine; --key-file is read here and its key sent over TLS.`,
 				}
 			}
 			if g.isRemote() {
-				return remoteBackup(cmd, g, args[0], t, c, mode, keyFile, recipients, to, asJSON)
+				if len(to) > 1 || incremental {
+					return usagef("with --server, backup run takes one --to and no --incremental yet. Run it on the server's machine, or use a backup task")
+				}
+				return remoteBackup(cmd, g, args[0], t, c, mode, keyFile, recipients, to[0], asJSON)
 			}
-			if insideDataDir(g, to) {
-				return usagef("--to %s is inside the data dir %s; backups there would be taken for databases or deleted with them. Give a folder outside the data dir", to, g.dataDir)
+			for _, dir := range to {
+				if !destination.IsURL(dir) && insideDataDir(g, dir) {
+					return usagef("--to %s is inside the data dir %s; backups there would be taken for databases or deleted with them. Give a folder outside the data dir", dir, g.dataDir)
+				}
 			}
 			return g.withDatabase(args[0], func(db *store.DB) error {
 				start := time.Now()
+				bar := newByteBar(cmd, "backup "+db.Name(), -1)
 				res, err := backup.Run(db, backup.Options{
-					To: to, Type: t, Compression: c,
+					To: to, Type: t, Compression: c, Incremental: incremental,
 					Encryption: backup.Request{Mode: mode, KeyFile: keyFile, Recipients: recipients},
+					Progress:   bar.set,
 				})
+				bar.finish()
 				if err != nil {
 					return err
+				}
+				if res.Unchanged {
+					if asJSON {
+						return printJSON(cmd, map[string]any{"ChainDir": res.ChainDir, "Unchanged": true, "LastEtag": res.Entry.ToEtag})
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "nothing changed in %s since %s (etag %d): no file written\n", db.Name(), res.Entry.Name, res.Entry.ToEtag)
+					return nil
+				}
+				if res.FullInstead {
+					fmt.Fprintf(cmd.ErrOrStderr(), "magpie: note: %s has no backup chain in %s to extend, so this is a full backup that starts one\n", db.Name(), to[0])
 				}
 				if db.Encrypted() && res.Manifest.Encryption == backup.ModeNone {
 					fmt.Fprintf(cmd.ErrOrStderr(), "magpie: warning: database %s is encrypted but this backup is not (--encryption none): keep it somewhere as safe as the data\n", db.Name())
 				}
 				if asJSON {
-					return printJSON(cmd, map[string]any{"ChainDir": res.ChainDir, "File": res.File, "Entry": res.Entry, "Encryption": res.Manifest.Encryption})
+					return printJSON(cmd, map[string]any{"ChainDir": res.ChainDir, "File": res.File, "Entry": res.Entry, "Encryption": res.Manifest.Encryption, "Locations": res.Locations})
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintf(tw, "%s backup of\t%s\nfile\t%s\nencryption\t%s\n", t, db.Name(), res.File, describeEncryption(res.Manifest))
+				fmt.Fprintf(tw, "%s of\t%s\nfile\t%s\nencryption\t%s\n", res.Entry.Kind, db.Name(), res.File, describeEncryption(res.Manifest))
+				for _, l := range res.Locations[1:] {
+					fmt.Fprintf(tw, "also in\t%s\n", l)
+				}
 				fmt.Fprintf(tw, "documents\t%d\ntombstones\t%d\nlast etag\t%d\nsize\t%s\ntime\t%s\n",
 					res.Entry.Documents, res.Entry.Tombstones, res.Entry.ToEtag, humanBytes(res.Entry.Size), time.Since(start).Round(time.Millisecond))
 				return tw.Flush()
 			})
 		},
 	}
-	cmd.Flags().StringVar(&to, "to", "", "folder that receives the backup (created if missing)")
+	cmd.Flags().StringArrayVar(&to, "to", nil, "folder (created if missing) or s3://, azblob://, gs:// URL that receives the backup (repeatable)")
+	cmd.Flags().BoolVar(&incremental, "incremental", false, "add the changes since the newest chain's last file to that chain")
 	cmd.Flags().StringVar(&typ, "type", "logical", "logical or snapshot")
 	cmd.Flags().StringVar(&mode, "encryption", "", "none, database, key or recipients (default: database for an encrypted database, else none)")
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "key for --encryption key (base64 of 32 bytes, mode 0600); alone, it implies --encryption key")
@@ -132,14 +161,15 @@ func humanBytes(n int64) string {
 func newBackupLsCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "ls PATH",
-		Short: "List backup chains and their files",
+		Use:   "ls PATH|URL",
+		Short: "List backup chains and their files (the restore points)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			chains, err := backup.FindChains(args[0])
+			s, chains, err := restore.Chains(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
+			defer s.Close()
 			if asJSON {
 				type chainJSON struct {
 					Dir      string
@@ -150,7 +180,7 @@ func newBackupLsCmd() *cobra.Command {
 				}
 				out := []chainJSON{}
 				for _, c := range chains {
-					out = append(out, chainJSON{c.Dir, c.Complete(), c.Problem, c.Manifest, c.Stray})
+					out = append(out, chainJSON{c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray})
 				}
 				return printJSON(cmd, out)
 			}
@@ -160,7 +190,7 @@ func newBackupLsCmd() *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			for _, c := range chains {
-				fmt.Fprintf(tw, "%s\n", filepath.Base(c.Dir))
+				fmt.Fprintf(tw, "%s\n", c.Name)
 				if !c.Complete() {
 					fmt.Fprintf(tw, "  INCOMPLETE: %s\n", c.Problem)
 					continue
@@ -184,47 +214,107 @@ func newBackupLsCmd() *cobra.Command {
 
 func newBackupVerifyCmd() *cobra.Command {
 	var keyFile, identity string
+	var sample float64
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "verify PATH",
+		Use:   "verify PATH|URL",
 		Short: "Read, decrypt and authenticate every byte of a backup",
-		Long: `Verify a backup: PATH is a backup file, a chain folder or a folder of chains
-(then the newest chain). Every file's size and SHA-256 are checked against
-the manifest; with the key (--key-file) or identity (--identity) every byte is
-also decrypted, authenticated and parsed, and the manifest's MAC is checked.`,
+		Long: `Verify backups: PATH is a backup file, a chain folder, or a folder of chains
+(then every chain in it). Every manifest is checked (checksum, MAC, etag
+continuity: no gap between the files of a chain), and every file's size and
+SHA-256; with the key (--key-file) or identity (--identity) every byte is
+also decrypted, authenticated and parsed. The first bad file is reported
+with the reason, and the command exits 1.
+
+--sample PCT reads only that share of the files (chosen at random, at
+least one per chain) for a quicker partial check; manifests are always
+checked in full.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if sample <= 0 || sample > 100 {
+				return usagef("--sample %v is not a percentage above 0 and at most 100. Give e.g. --sample 10", sample)
+			}
 			dec, err := backup.LoadDecryption(keyFile, identity)
 			if err != nil {
 				return err
 			}
-			t, err := restore.Locate(args[0])
+			ctx := cmd.Context()
+			var targets []*restore.Target
+			var skipped []string
+			_, chainName, file, err := restore.Split(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			rep, err := restore.Verify(t, dec)
-			if err != nil {
-				return err
+			if file != "" {
+				t, err := restore.Locate(ctx, args[0], restore.Until{})
+				if err != nil {
+					return err
+				}
+				defer t.Close()
+				targets = append(targets, t)
+			} else {
+				s, chains, err := restore.Chains(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				for _, c := range chains {
+					switch {
+					case c.Complete():
+						targets = append(targets, restore.TargetOf(c))
+					case c.Interrupted && chainName == "":
+						skipped = append(skipped, c.Name)
+					default:
+						return c.Err()
+					}
+				}
+				if len(targets) == 0 {
+					return restore.NoChainError(args[0], chains)
+				}
+			}
+			var reports []*restore.Report
+			for _, t := range targets {
+				if sample < 100 {
+					t.Files = restore.Sample(t.Files, sample/100)
+				}
+				bar := newByteBar(cmd, "verify "+t.Chain, totalSize(t.Files))
+				rep, err := restore.Verify(ctx, t, dec, bar.add)
+				bar.finish()
+				if err != nil {
+					return err
+				}
+				reports = append(reports, rep)
 			}
 			if asJSON {
-				return printJSON(cmd, rep)
+				if len(reports) == 1 && len(skipped) == 0 {
+					return printJSON(cmd, reports[0])
+				}
+				return printJSON(cmd, map[string]any{"Chains": reports, "Interrupted": skipped})
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "verified %s (%s, encryption %s)\n", rep.ChainDir, rep.Manifest.Type, describeEncryption(rep.Manifest))
 			partial := false
-			for _, f := range rep.Files {
-				how := "decrypted, authenticated and parsed"
-				if rep.Manifest.Encryption == backup.ModeNone {
-					how = "checksum matches, parsed"
+			for _, rep := range reports {
+				fmt.Fprintf(w, "verified %s (%s, encryption %s)\n", rep.ChainDir, rep.Manifest.Type, describeEncryption(rep.Manifest))
+				for _, f := range rep.Files {
+					how := "decrypted, authenticated and parsed"
+					if rep.Manifest.Encryption == backup.ModeNone {
+						how = "checksum matches, parsed"
+					}
+					if !f.Decrypted {
+						how = "checksum matches; content not decrypted"
+						partial = true
+					}
+					fmt.Fprintf(w, "  %s  %s  %d documents  %s\n", f.Name, humanBytes(f.Size), f.Documents, how)
+					if !f.Decrypted {
+						fmt.Fprintln(w, "    (document count from the manifest)")
+					}
 				}
-				if !f.Decrypted {
-					how = "checksum matches; content not decrypted"
-					partial = true
+				if n := len(rep.Manifest.Files) - len(rep.Files); n > 0 {
+					fmt.Fprintf(w, "  %d more files not read (--sample)\n", n)
 				}
-				fmt.Fprintf(w, "  %s  %s  %d documents  %s\n", f.Name, humanBytes(f.Size), f.Documents, how)
-				if !f.Decrypted {
-					fmt.Fprintln(w, "    (document count from the manifest)")
-				}
+			}
+			for _, n := range skipped {
+				fmt.Fprintf(w, "skipped %s: its first backup never finished (no manifest)\n", n)
 			}
 			if partial {
 				fmt.Fprintln(w, "Give --key-file or --identity to decrypt and authenticate every byte.")
@@ -234,15 +324,24 @@ also decrypted, authenticated and parsed, and the manifest's MAC is checked.`,
 	}
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "backup key (key and database modes)")
 	cmd.Flags().StringVar(&identity, "identity", "", "age identity file (recipients mode)")
+	cmd.Flags().Float64Var(&sample, "sample", 100, "percentage of the files to read (manifests are always checked)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }
 
+func totalSize(files []backup.FileEntry) int64 {
+	var n int64
+	for _, f := range files {
+		n += f.Size
+	}
+	return n
+}
+
 func newRestoreCmd(g *globals) *cobra.Command {
-	var as, keyFile, identity, newKeyFile string
+	var as, keyFile, identity, newKeyFile, untilFile, untilTime string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "restore PATH --as NEWDB",
+		Use:   "restore PATH|URL --as NEWDB",
 		Short: "Restore a backup or snapshot as a new database",
 		Long: `Restore PATH (a backup file, a chain folder, or a folder of chains: then the
 newest complete chain) as the new database NEWDB.
@@ -252,6 +351,11 @@ mode, the database's secret key). A snapshot of an encrypted database is
 restored encrypted with its own key, or with --new-key-file's key. A logical
 backup restores encrypted with --new-key-file's key when given; a backup of
 an encrypted database is always restored encrypted.
+
+Point in time: --until FILE stops after the file of that name (with or
+without .age; a name that matches no file is an error), --until-time T after
+the last file made at or before T (RFC 3339, e.g. 2026-12-03T18:00:00Z). In a
+folder of chains they pick the chain that holds that point.
 
 The new database appears only after every byte was read and verified; on
 any error nothing is created.
@@ -267,8 +371,22 @@ over TLS.`,
 			if err := store.ValidateDatabaseName(as); err != nil {
 				return err
 			}
+			until := restore.Until{File: untilFile}
+			if untilTime != "" {
+				t, err := time.Parse(time.RFC3339Nano, untilTime)
+				if err != nil {
+					return usagef("--until-time %q is not a time in RFC 3339 form. Give e.g. 2026-12-03T18:00:00Z", untilTime)
+				}
+				until.Time = t
+			}
+			if untilFile != "" && untilTime != "" {
+				return usagef("--until and --until-time both name a point in time. Give only one")
+			}
 			if g.isRemote() {
-				return remoteRestore(cmd, g, args[0], as, keyFile, identity, newKeyFile, asJSON)
+				if untilTime != "" {
+					return usagef("with --server, restore takes --until FILE but not --until-time yet. Give the file name (see magpie backup ls)")
+				}
+				return remoteRestore(cmd, g, args[0], as, keyFile, identity, newKeyFile, untilFile, asJSON)
 			}
 			dec, err := backup.LoadDecryption(keyFile, identity)
 			if err != nil {
@@ -282,8 +400,9 @@ over TLS.`,
 				}
 				newKey = &k
 			}
-			t, err := restore.Locate(args[0])
+			t, err := restore.Locate(cmd.Context(), args[0], until)
 			if err == nil {
+				defer t.Close()
 				// Keys are checked before the data dir is touched, so a
 				// wrong key never initialises a new data dir.
 				err = restore.CheckKeys(t, dec)
@@ -297,7 +416,9 @@ over TLS.`,
 			}
 			defer d.Close()
 			start := time.Now()
-			res, err := restore.Restore(d, t, restore.Options{As: as, Decryption: dec, NewKey: newKey})
+			bar := newByteBar(cmd, "restore "+as, totalSize(t.Files))
+			res, err := restore.Restore(d, t, restore.Options{As: as, Decryption: dec, NewKey: newKey, Context: cmd.Context(), Progress: bar.fileProgress()})
+			bar.finish()
 			if err != nil {
 				return fmt.Errorf("restore failed and no database was created: %w", err)
 			}
@@ -327,6 +448,8 @@ over TLS.`,
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "key that opens the backup")
 	cmd.Flags().StringVar(&identity, "identity", "", "age identity file (recipients mode)")
 	cmd.Flags().StringVar(&newKeyFile, "new-key-file", "", "encrypt the restored database with this key")
+	cmd.Flags().StringVar(&untilFile, "until", "", "restore up to and including the backup file of this name")
+	cmd.Flags().StringVar(&untilTime, "until-time", "", "restore the files made at or before this time (RFC 3339)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }

@@ -874,9 +874,10 @@ func TestBackupBadCorruptManifest(t *testing.T) {
 		msg := fmt.Sprintf("%s has no manifest.json, so its backup never finished. Use a complete backup (see `magpie backup ls`).", chain)
 		f.check(t, chain, []string{"--key-file", f.bkKeyPath}, bbExpect{restore: bbRestoreFailed + msg, verify: msg, verifyNoKey: msg}, bk)
 		// In a folder of chains the newest chain is damaged: that is said,
-		// not passed over for an older one.
-		msg = bbNewestDamaged(filepath.Dir(chain), msg)
-		f.check(t, filepath.Dir(chain), []string{"--key-file", f.bkKeyPath}, bbExpect{restore: bbRestoreFailed + msg, verify: msg, verifyNoKey: msg}, bk)
+		// not passed over for an older one. verify checks every chain and
+		// names the damaged one.
+		newest := bbNewestDamaged(filepath.Dir(chain), msg)
+		f.check(t, filepath.Dir(chain), []string{"--key-file", f.bkKeyPath}, bbExpect{restore: bbRestoreFailed + newest, verify: msg, verifyNoKey: msg}, bk)
 	})
 	t.Run("manifest of another format", func(t *testing.T) {
 		chain := bbCopyChain(t, noneChain, t.TempDir())

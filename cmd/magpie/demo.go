@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -140,7 +141,7 @@ func runDemo(cmd *cobra.Command, dumpFile string, docs int, keep bool) error {
 		out **backup.Result
 	}{{backup.Snapshot, &snap}, {backup.Logical, &logical}} {
 		if err := step(fmt.Sprintf("%s backup (encryption database)", b.typ), func() (string, error) {
-			r, err := backup.Run(db, backup.Options{To: backups, Type: b.typ, Compression: smuggler.Zstd})
+			r, err := backup.Run(db, backup.Options{To: []string{backups}, Type: b.typ, Compression: smuggler.Zstd})
 			if err != nil {
 				return "", err
 			}
@@ -169,16 +170,17 @@ func runDemo(cmd *cobra.Command, dumpFile string, docs int, keep bool) error {
 		return err
 	}
 	dec := &backup.Decryption{Key: &key}
+	ctx := context.Background()
 	for _, r := range []struct {
 		res  *backup.Result
 		name string
 	}{{snap, "from_snapshot"}, {logical, "from_logical"}} {
 		if err := step("verify "+filepath.Base(r.res.File), func() (string, error) {
-			t, err := restore.Locate(r.res.ChainDir)
+			t, err := restore.Locate(ctx, r.res.ChainDir, restore.Until{})
 			if err != nil {
 				return "", err
 			}
-			if _, err := restore.Verify(t, dec); err != nil {
+			if _, err := restore.Verify(ctx, t, dec, nil); err != nil {
 				return "", err
 			}
 			return "every byte read, decrypted and authenticated", nil
@@ -186,7 +188,7 @@ func runDemo(cmd *cobra.Command, dumpFile string, docs int, keep bool) error {
 			return err
 		}
 		if err := step("restore with the key as "+r.name, func() (string, error) {
-			t, err := restore.Locate(r.res.ChainDir)
+			t, err := restore.Locate(ctx, r.res.ChainDir, restore.Until{})
 			if err != nil {
 				return "", err
 			}
@@ -216,7 +218,7 @@ func runDemo(cmd *cobra.Command, dumpFile string, docs int, keep bool) error {
 		if err != nil {
 			return "", err
 		}
-		t, err := restore.Locate(logical.ChainDir)
+		t, err := restore.Locate(ctx, logical.ChainDir, restore.Until{})
 		if err != nil {
 			return "", err
 		}

@@ -205,14 +205,14 @@ var restoreWording = strings.NewReplacer(
 	"GET /admin/secrets/generate makes one", "magpie secrets generate makes one",
 )
 
-func remoteRestore(cmd *cobra.Command, g *globals, path, as, keyFile, identity, newKeyFile string, asJSON bool) error {
+func remoteRestore(cmd *cobra.Command, g *globals, path, as, keyFile, identity, newKeyFile, until string, asJSON bool) error {
 	if !filepath.IsAbs(path) {
 		return usagef("%s is not an absolute path; with --server it names a backup on the server's machine. Give its full path", path)
 	}
 	if identity != "" && !filepath.IsAbs(identity) {
 		return usagef("--identity %s is not an absolute path; with --server it names a file on the server's machine. Give its full path", identity)
 	}
-	req := sdk.RestoreRequest{DatabaseName: as, BackupLocation: path, Identity: identity}
+	req := sdk.RestoreRequest{DatabaseName: as, BackupLocation: path, Identity: identity, LastFileNameToRestore: until}
 	for _, kf := range []struct {
 		file string
 		dst  *string

@@ -1,12 +1,14 @@
 package backup
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/keys"
 )
 
@@ -91,14 +93,18 @@ func TestResolve(t *testing.T) {
 }
 
 func TestManifestIntegrity(t *testing.T) {
-	dir := t.TempDir()
+	root := t.TempDir()
+	s, _ := destination.OpenLocal(root)
+	ctx := context.Background()
 	k, _ := keys.Generate()
+	at := time.Date(2026, 12, 3, 1, 2, 3, 0, time.UTC)
 	m := &Manifest{Database: "db", Type: Logical, Encryption: ModeKey, KeyFingerprint: k.Fingerprint(), Compression: "zstd",
-		Files: []FileEntry{{Name: "f", Kind: KindFull, Size: 10, SHA256: strings.Repeat("ab", 32), ToEtag: 7}}}
-	if err := writeManifest(dir, m, &k); err != nil {
+		Files: []FileEntry{{Name: FileName(at, KindFull, true), Kind: KindFull, Created: at, Size: 10, SHA256: strings.Repeat("ab", 32), ToEtag: 7}}}
+	if err := writeManifest(ctx, []destination.Store{s}, "c", m, &k); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadManifest(dir)
+	dir := filepath.Join(root, "c")
+	got, err := ReadManifest(ctx, s, "c")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +129,7 @@ func TestManifestIntegrity(t *testing.T) {
 	raw, _ := os.ReadFile(filepath.Join(dir, ManifestName))
 	raw = []byte(strings.Replace(string(raw), `"toEtag": 7`, `"toEtag": 8`, 1))
 	os.WriteFile(filepath.Join(dir, ManifestName), raw, 0o600)
-	if _, err := ReadManifest(dir); err == nil || !strings.Contains(err.Error(), "failed its integrity check: its checksum does not match") {
+	if _, err := ReadManifest(ctx, s, "c"); err == nil || !strings.Contains(err.Error(), "failed its integrity check: its checksum does not match") {
 		t.Fatalf("changed manifest: %v", err)
 	}
 }

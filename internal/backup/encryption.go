@@ -292,3 +292,13 @@ func LoadDecryption(keyFile, identityFile string) (*Decryption, error) {
 	}
 	return d, nil
 }
+
+// macKey is the key that MACs the chain's manifest: the backup key of
+// database and key modes, none otherwise.
+func (e *Encryption) macKey() *keys.Key {
+	if e.Mode == ModeKey || e.Mode == ModeDatabase {
+		k := e.Key
+		return &k
+	}
+	return nil
+}

@@ -1,86 +1,78 @@
 package backup
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"os"
-	"path/filepath"
 
-	"github.com/magpiedb/magpie/internal/atomicfile"
+	"github.com/magpiedb/magpie/internal/destination"
 )
 
-// fileWriter writes one backup file as NAME.in-progress, hashing what it
-// stores; Commit syncs it and renames it to NAME, Abort removes it. So a
-// file under its final name is always complete.
-type fileWriter struct {
-	f     *os.File
-	path  string
-	h     hash.Hash
-	size  int64
-	state int // 0 open, 1 committed, 2 aborted
+// teeFile writes one backup file to every destination at once: the same
+// bytes (one encrypted stream) go to each, hashed once. Nothing is visible
+// in a destination until Commit; a failed run aborts every upload.
+type teeFile struct {
+	ctx     context.Context
+	name    string
+	stores  []destination.Store
+	writers []destination.Writer
+	h       hash.Hash
+	size    int64
+	// progress, when set, hears the stored bytes so far.
+	progress func(int64)
 }
 
-func createFile(path string) (*fileWriter, error) {
-	f, err := os.OpenFile(path+InProgressSuffix, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("cannot create backup file: %w", err)
+func createFile(ctx context.Context, stores []destination.Store, name string) (*teeFile, error) {
+	t := &teeFile{ctx: ctx, name: name, stores: stores, h: sha256.New()}
+	for _, s := range stores {
+		w, err := s.Create(ctx, name)
+		if err != nil {
+			t.Abort()
+			return nil, fmt.Errorf("cannot create backup file %s: %w", Location(s, name), err)
+		}
+		t.writers = append(t.writers, w)
 	}
-	return &fileWriter{f: f, path: path, h: sha256.New()}, nil
+	return t, nil
 }
 
-func (w *fileWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.h.Write(p[:n])
-	w.size += int64(n)
-	return n, err
+func (t *teeFile) Write(p []byte) (int, error) {
+	for i, w := range t.writers {
+		if _, err := w.Write(p); err != nil {
+			return 0, fmt.Errorf("cannot write backup file %s: %w", Location(t.stores[i], t.name), err)
+		}
+	}
+	t.h.Write(p)
+	t.size += int64(len(p))
+	if t.progress != nil {
+		t.progress(t.size)
+	}
+	return len(p), nil
 }
 
-// Commit makes the file durable under its final name and returns its size
-// and SHA-256.
-func (w *fileWriter) Commit() (int64, string, error) {
-	if err := w.f.Sync(); err != nil {
+// Commit finishes the file in every destination and returns its size and
+// SHA-256. If one destination fails, the others' copies are removed again
+// (best effort: a copy left behind is not in any manifest, so readers
+// ignore it).
+func (t *teeFile) Commit() (int64, string, error) {
+	for i, w := range t.writers {
+		if err := w.Commit(); err != nil {
+			for _, rest := range t.writers[i+1:] {
+				rest.Abort()
+			}
+			for _, s := range t.stores[:i] {
+				s.Delete(context.WithoutCancel(t.ctx), t.name)
+			}
+			return 0, "", fmt.Errorf("cannot finish backup file %s: %w", Location(t.stores[i], t.name), err)
+		}
+	}
+	return t.size, hex.EncodeToString(t.h.Sum(nil)), nil
+}
+
+// Abort discards the file everywhere; safe after Commit.
+func (t *teeFile) Abort() {
+	for _, w := range t.writers {
 		w.Abort()
-		return 0, "", fmt.Errorf("cannot sync %s: %w", w.path, err)
 	}
-	if err := w.f.Close(); err != nil {
-		w.Abort()
-		return 0, "", fmt.Errorf("cannot write %s: %w", w.path, err)
-	}
-	if err := os.Rename(w.path+InProgressSuffix, w.path); err != nil {
-		w.Abort()
-		return 0, "", fmt.Errorf("cannot rename %s into place: %w", w.path, err)
-	}
-	w.state = 1
-	if err := atomicfile.SyncDir(filepath.Dir(w.path)); err != nil {
-		return 0, "", err
-	}
-	return w.size, hex.EncodeToString(w.h.Sum(nil)), nil
-}
-
-// Abort removes the partial file. It is safe to call after Commit (it
-// does nothing then).
-func (w *fileWriter) Abort() {
-	if w.state != 0 {
-		return
-	}
-	w.state = 2
-	w.f.Close()
-	os.Remove(w.path + InProgressSuffix)
-}
-
-// writeSmallFile writes a small file atomically (temporary name, sync,
-// rename, sync of the folder).
-func writeSmallFile(path string, data []byte) error {
-	w, err := createFile(path)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(data); err != nil {
-		w.Abort()
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	_, _, err = w.Commit()
-	return err
 }

@@ -1,17 +1,19 @@
 package backup
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/keys"
 )
 
@@ -27,8 +29,11 @@ const ManifestFormat = 1
 // a changed manifest (and through its SHA-256 entries, a changed file) is
 // detected even by someone who could rewrite the checksums.
 type Manifest struct {
-	Format          int         `json:"format"`
-	Database        string      `json:"database"`
+	Format   int    `json:"format"`
+	Database string `json:"database"`
+	// DatabaseID is the id of the database backed up: an incremental only
+	// extends a chain of the same database.
+	DatabaseID      string      `json:"databaseId,omitempty"`
 	Type            Type        `json:"type"`
 	Encryption      Mode        `json:"encryption"`
 	KeyFingerprint  string      `json:"keyFingerprint,omitempty"`
@@ -52,6 +57,9 @@ type FileEntry struct {
 	Documents   int64     `json:"documents"`
 	Tombstones  int64     `json:"tombstones"`
 	Attachments int64     `json:"attachments"`
+	// Compression of a logical file; a snapshot chain's incrementals are
+	// compressed although its snapshot is not.
+	Compression string `json:"compression,omitempty"`
 }
 
 // ErrIntegrity is wrapped by every error about damaged or tampered data.
@@ -112,20 +120,23 @@ func (m *Manifest) CheckMAC(path string, key keys.Key) error {
 // its manifest MACed with it).
 func (m *Manifest) Keyed() bool { return m.Encryption == ModeKey || m.Encryption == ModeDatabase }
 
-// ReadManifest reads and checks the checksum of a chain's manifest.
-func ReadManifest(chainDir string) (*Manifest, error) {
-	path := filepath.Join(chainDir, ManifestName)
-	st, err := os.Lstat(path)
+// ReadManifest reads the manifest of chain folder chain in s and checks
+// its checksum and shape.
+func ReadManifest(ctx context.Context, s destination.Store, chain string) (*Manifest, error) {
+	name := chain + "/" + ManifestName
+	path := Location(s, name)
+	r, err := s.Open(ctx, name)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s has no %s, so its backup never finished. Use a complete backup (see `magpie backup ls`)", chainDir, ManifestName)
+		if errors.Is(err, destination.ErrNotExist) {
+			return nil, fmt.Errorf("%s has no %s, so its backup never finished. Use a complete backup (see `magpie backup ls`)", Location(s, chain), ManifestName)
 		}
 		return nil, fmt.Errorf("cannot read %s: %w", path, err)
 	}
-	if !st.Mode().IsRegular() || st.Size() > maxManifestBytes {
-		return nil, fmt.Errorf("%s %w: it is not a regular file of at most 1 MiB. Use another backup", path, ErrIntegrity)
+	defer r.Close()
+	if r.Size() > maxManifestBytes {
+		return nil, fmt.Errorf("%s %w: it is larger than 1 MiB. Use another backup", path, ErrIntegrity)
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", path, err)
 	}
@@ -174,17 +185,56 @@ func (m *Manifest) validate() error {
 		if f.Size < 0 {
 			return fmt.Errorf("file %d has a negative size", i+1)
 		}
+		if !strings.HasPrefix(f.Name, Stamp(f.Created)+"."+f.Kind) {
+			return fmt.Errorf("file %d is named %q, which does not match its time and kind", i+1, f.Name)
+		}
+		if i > 0 {
+			prev := m.Files[i-1]
+			if !f.Created.After(prev.Created) {
+				return fmt.Errorf("file %d (%s) is not newer than the file before it", i+1, f.Name)
+			}
+			// An incremental holds the changes after the etag its
+			// predecessor ends at: anything else is a gap or an overlap.
+			if f.FromEtag != prev.ToEtag {
+				return fmt.Errorf("file %d (%s) starts after etag %d but the file before it ends at etag %d: the chain has a gap", i+1, f.Name, f.FromEtag, prev.ToEtag)
+			}
+		}
 	}
 	return nil
 }
 
-// writeManifest seals m and writes it atomically.
-func writeManifest(chainDir string, m *Manifest, key *keys.Key) error {
+// writeManifest seals m and writes it to chain folder chain of every
+// store. A store replaces an object atomically, so a reader sees the old
+// manifest or the new one.
+func writeManifest(ctx context.Context, stores []destination.Store, chain string, m *Manifest, key *keys.Key) error {
 	m.Format = ManifestFormat
 	m.seal(key)
 	raw, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeSmallFile(filepath.Join(chainDir, ManifestName), append(raw, '\n'))
+	raw = append(raw, '\n')
+	for _, s := range stores {
+		w, err := s.Create(ctx, chain+"/"+ManifestName)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(raw); err != nil {
+			w.Abort()
+			return err
+		}
+		if err := w.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadLocalManifest reads the manifest of the local chain folder dir.
+func ReadLocalManifest(dir string) (*Manifest, error) {
+	s, err := destination.OpenLocal(filepath.Dir(filepath.Clean(dir)))
+	if err != nil {
+		return nil, err
+	}
+	return ReadManifest(context.Background(), s, filepath.Base(filepath.Clean(dir)))
 }

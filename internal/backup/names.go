@@ -68,8 +68,11 @@ func ChainFolder(t time.Time, db string, typ Type) string {
 	if typ == Snapshot {
 		kind = "snapshot"
 	}
-	return Stamp(t) + "." + url.PathEscape(db) + "." + kind
+	return Stamp(t) + "." + escapeName(db) + "." + kind
 }
+
+// escapeName escapes a database name for a folder name.
+func escapeName(db string) string { return url.PathEscape(db) }
 
 // FileName names a backup file.
 func FileName(t time.Time, kind string, encrypted bool) string {

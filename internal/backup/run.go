@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"sync"
 	"time"
 
-	"github.com/magpiedb/magpie/internal/atomicfile"
+	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/dump"
 	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/smuggler"
@@ -18,86 +17,176 @@ import (
 
 // Options configures one backup run.
 type Options struct {
-	// To is the folder that receives the chain folder; created if missing.
-	To          string
+	// To lists the destinations: local folders (created if missing) or
+	// object store URLs. Every destination receives the same bytes.
+	To          []string
 	Type        Type
 	Encryption  Request
 	Compression smuggler.Compression
-	// Now stamps the chain; zero means the current time.
+	// Incremental extends the newest chain of the database in the
+	// destinations with the changes since its last file. Without a chain
+	// to extend, the run makes a full backup (or snapshot) instead.
+	Incremental bool
+	// Now stamps the file; zero means the current time.
 	Now time.Time
 	// Context, when set, cancels the run: the next write fails once it is
 	// done, and the run removes what it wrote, as for any failed run.
 	Context context.Context
+	// Progress, when set, hears how many bytes were stored so far.
+	Progress func(stored int64)
 }
 
 // Result describes a finished backup.
 type Result struct {
-	ChainDir string
-	File     string
-	Entry    FileEntry
-	Manifest *Manifest
+	// Chain is the chain folder's name; ChainDir its location in the
+	// first destination, File the new file's.
+	Chain     string
+	ChainDir  string
+	File      string
+	Locations []string
+	Entry     FileEntry
+	Manifest  *Manifest
+	// Unchanged is set when an incremental run found nothing changed
+	// since the chain's last file: no file was written.
+	Unchanged bool
+	// FullInstead is set when an incremental run found no chain to
+	// extend and made a full backup.
+	FullInstead bool
 }
 
-// Run makes a full backup or snapshot of db in a new chain folder under
-// opts.To. The chain is assembled under CHAIN.in-progress and renamed into
-// place once its file and manifest are synced, so a chain folder under its
-// final name is always complete; a failed run removes what it wrote.
+// Kind is the file kind the run wrote.
+func (r *Result) Kind() string { return r.Entry.Kind }
+
+// runLocks serialises runs per database: two runs extending one chain
+// would each rewrite its manifest and lose the other's file.
+var runLocks sync.Map // database name -> *sync.Mutex
+
+func lockRuns(db string) func() {
+	m, _ := runLocks.LoadOrStore(db, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Run makes a backup of db. A full backup or snapshot starts a new chain
+// folder in every destination; an incremental adds a file to the newest
+// chain. Files are written first and the manifest last, so a chain never
+// names a file that is not complete; a failed run leaves every earlier
+// file and manifest as it was.
 func Run(db *store.DB, opts Options) (*Result, error) {
+	ctx := opts.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	if opts.Type == "" {
 		opts.Type = Logical
 	}
 	if opts.Type != Logical && opts.Type != Snapshot {
 		return nil, fmt.Errorf("backup type %q is not known: use logical or snapshot", opts.Type)
 	}
-	dbKey, encrypted := db.SecretKey()
-	enc, err := Resolve(opts.Encryption, opts.Type, db.Name(), dbKey, encrypted)
-	if err != nil {
-		return nil, err
+	if len(opts.To) == 0 {
+		return nil, errors.New("no destination was given. Give a folder or a URL with --to")
 	}
-	if opts.To == "" {
-		return nil, errors.New("no destination was given. Give a folder with --to DIR")
+	stores := make([]destination.Store, 0, len(opts.To))
+	defer func() {
+		for _, s := range stores {
+			s.Close()
+		}
+	}()
+	for _, to := range opts.To {
+		s, err := destination.Open(ctx, to)
+		if err != nil {
+			return nil, err
+		}
+		stores = append(stores, s)
 	}
-	if err := os.MkdirAll(opts.To, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot create the destination folder %s: %w", opts.To, err)
-	}
+	defer lockRuns(db.Name())()
+
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	now = now.UTC()
-	chain := filepath.Join(opts.To, ChainFolder(now, db.Name(), opts.Type))
-	building := chain + InProgressSuffix
-	if err := os.Mkdir(building, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot create the chain folder in %s: %w", opts.To, err)
+	dbKey, encrypted := db.SecretKey()
+
+	var res *Result
+	var err error
+	if opts.Incremental {
+		var chain *Chain
+		if chain, err = chainToExtend(ctx, stores, db); err != nil {
+			return nil, err
+		}
+		if chain != nil {
+			res, err = runIncremental(ctx, db, stores, chain, now, opts, dbKey, encrypted)
+		} else {
+			res, err = runFull(ctx, db, stores, now, opts, dbKey, encrypted)
+			if res != nil {
+				res.FullInstead = true
+			}
+		}
+	} else {
+		res, err = runFull(ctx, db, stores, now, opts, dbKey, encrypted)
 	}
-	res, err := runInto(db, building, now, opts, enc, encrypted)
 	if err != nil {
-		os.RemoveAll(building)
 		return nil, err
 	}
-	if err := atomicfile.SyncDir(building); err != nil {
-		os.RemoveAll(building)
-		return nil, err
+	for _, s := range stores {
+		res.Locations = append(res.Locations, Location(s, res.Chain))
 	}
-	if err := canceled(opts.Context); err != nil {
-		os.RemoveAll(building)
-		return nil, err
+	res.ChainDir = res.Locations[0]
+	if !res.Unchanged {
+		res.File = Location(stores[0], res.Chain+"/"+res.Entry.Name)
 	}
-	if err := os.Rename(building, chain); err != nil {
-		os.RemoveAll(building)
-		return nil, fmt.Errorf("cannot move the finished chain into place: %w", err)
-	}
-	if err := atomicfile.SyncDir(opts.To); err != nil {
-		return nil, err
-	}
-	res.ChainDir = chain
-	res.File = filepath.Join(chain, res.Entry.Name)
 	return res, nil
 }
 
-func runInto(db *store.DB, dir string, now time.Time, opts Options, enc *Encryption, encrypted bool) (*Result, error) {
+// chainToExtend finds the chain an incremental extends: the newest
+// complete chain of db, which must be the same in every destination.
+func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB) (*Chain, error) {
+	var first *Chain
+	for i, s := range stores {
+		c, err := NewestChain(ctx, s, db.Name())
+		if err != nil {
+			return nil, fmt.Errorf("cannot extend the newest chain: %w", err)
+		}
+		if i == 0 {
+			first = c
+			continue
+		}
+		if (c == nil) != (first == nil) || (c != nil && (c.Name != first.Name || !sameFiles(c.Manifest, first.Manifest))) {
+			return nil, fmt.Errorf("the destinations %s and %s do not hold the same newest chain of %s, so an incremental backup cannot extend both. Run a full backup to start a new chain in all of them", stores[0], s, db.Name())
+		}
+	}
+	if first == nil {
+		return nil, nil
+	}
+	m := first.Manifest
+	if m.DatabaseID != "" && m.DatabaseID != db.ID() {
+		return nil, fmt.Errorf("the newest chain in %s (%s) is of another database named %s (id %s, this one is %s), so an incremental backup cannot extend it. Run a full backup to start a new chain", stores[0], first.Name, db.Name(), m.DatabaseID, db.ID())
+	}
+	return first, nil
+}
+
+func sameFiles(a, b *Manifest) bool {
+	if len(a.Files) != len(b.Files) {
+		return false
+	}
+	for i := range a.Files {
+		if a.Files[i].Name != b.Files[i].Name || a.Files[i].SHA256 != b.Files[i].SHA256 {
+			return false
+		}
+	}
+	return true
+}
+
+func runFull(ctx context.Context, db *store.DB, stores []destination.Store, now time.Time, opts Options, dbKey keys.Key, encrypted bool) (*Result, error) {
+	enc, err := Resolve(opts.Encryption, opts.Type, db.Name(), dbKey, encrypted)
+	if err != nil {
+		return nil, err
+	}
 	m := &Manifest{
 		Database:        db.Name(),
+		DatabaseID:      db.ID(),
 		Type:            opts.Type,
 		Encryption:      enc.Mode,
 		KeyFingerprint:  enc.KeyFingerprint(),
@@ -113,51 +202,153 @@ func runInto(db *store.DB, dir string, now time.Time, opts Options, enc *Encrypt
 		kind = KindSnapshot
 		m.Compression = "none"
 	}
+	chain := ChainFolder(now, db.Name(), opts.Type)
 	entry := FileEntry{Name: FileName(now, kind, wrapped), Kind: kind, Created: now}
-	fw, err := createFile(filepath.Join(dir, entry.Name))
-	if err != nil {
-		return nil, err
+	if kind == KindFull {
+		entry.Compression = opts.Compression.String()
 	}
-	defer fw.Abort()
-	var sink io.Writer = fw
-	if opts.Context != nil {
-		sink = &ctxWriter{ctx: opts.Context, w: fw}
-	}
-	var out io.WriteCloser = nopCloser{sink}
-	if wrapped {
-		if out, err = enc.wrap(sink); err != nil {
-			return nil, err
-		}
-	}
-	if opts.Type == Snapshot {
-		err = writeSnapshot(db, out, &entry)
-	} else {
-		var wr store.WalkResult
-		wr, err = dump.Export(db, out, opts.Compression, 0)
-		entry.ToEtag, entry.Documents, entry.Tombstones = wr.LastEtag, wr.Documents, wr.Tombstones
-		entry.Attachments = wr.Attachments
-	}
-	if err != nil {
-		return nil, fmt.Errorf("backup of %s failed: %w", db.Name(), err)
-	}
-	if err := out.Close(); err != nil {
-		return nil, fmt.Errorf("backup of %s failed: %w", db.Name(), err)
-	}
-	if err := canceled(opts.Context); err != nil {
-		return nil, err
-	}
-	if entry.Size, entry.SHA256, err = fw.Commit(); err != nil {
+	if err := writeFile(ctx, db, stores, chain, &entry, opts, enc, wrapped, 0); err != nil {
 		return nil, err
 	}
 	m.Files = []FileEntry{entry}
-	var macKey *keys.Key
-	if enc.Mode == ModeKey || enc.Mode == ModeDatabase {
-		macKey = &enc.Key
+	if err := writeManifest(ctx, stores, chain, m, enc.macKey()); err != nil {
+		return nil, fmt.Errorf("backup of %s failed: %w", db.Name(), err)
 	}
-	if err := writeManifest(dir, m, macKey); err != nil {
+	return &Result{Chain: chain, Entry: entry, Manifest: m}, nil
+}
+
+func runIncremental(ctx context.Context, db *store.DB, stores []destination.Store, chain *Chain, now time.Time, opts Options, dbKey keys.Key, encrypted bool) (*Result, error) {
+	m := chain.Manifest
+	enc, err := resolveForChain(opts.Encryption, m, chain.Location(), dbKey, encrypted)
+	if err != nil {
 		return nil, err
 	}
-	return &Result{Entry: entry, Manifest: m}, nil
+	last := m.Files[len(m.Files)-1]
+	since := last.ToEtag
+	cur := db.LastEtag()
+	switch {
+	case cur == since:
+		return &Result{Chain: chain.Name, Manifest: m, Entry: last, Unchanged: true}, nil
+	case cur < since:
+		return nil, fmt.Errorf("database %s is at etag %d but its newest chain %s already holds changes up to etag %d, so the chain is not of this database's history. Run a full backup to start a new chain", db.Name(), cur, chain.Location(), since)
+	}
+	if !now.After(last.Created) {
+		now = last.Created.Add(time.Microsecond)
+	}
+	comp := opts.Compression
+	if m.Type == Logical {
+		// A chain keeps one compression, so that RavenDB readers of its
+		// full backup read its incrementals too.
+		if c, err := smuggler.ParseCompression(m.Compression); err == nil {
+			comp = c
+		}
+	}
+	opts.Compression = comp
+	entry := FileEntry{Name: FileName(now, KindIncremental, enc.encrypts()), Kind: KindIncremental, Created: now, FromEtag: since, Compression: comp.String()}
+	if err := writeFile(ctx, db, stores, chain.Name, &entry, opts, enc, enc.encrypts(), since); err != nil {
+		return nil, err
+	}
+	next := *m
+	next.Files = append(append([]FileEntry(nil), m.Files...), entry)
+	if err := writeManifest(ctx, stores, chain.Name, &next, enc.macKey()); err != nil {
+		return nil, fmt.Errorf("backup of %s failed: %w", db.Name(), err)
+	}
+	return &Result{Chain: chain.Name, Entry: entry, Manifest: &next}, nil
+}
+
+// resolveForChain gives an incremental the encryption of its chain (DESIGN
+// rule 4). What the operator asked for must agree with it; a key mode
+// chain needs its key again, recipients come from the manifest.
+func resolveForChain(req Request, m *Manifest, where string, dbKey keys.Key, encrypted bool) (*Encryption, error) {
+	if req.Mode != "" && Mode(req.Mode) != m.Encryption {
+		return nil, fmt.Errorf("the chain in %s is encrypted in mode %s, and an incremental is encrypted like its chain, not in mode %s. Leave out --encryption, or run a full backup to start a new chain", where, m.Encryption, req.Mode)
+	}
+	e := &Encryption{Mode: m.Encryption}
+	switch m.Encryption {
+	case ModeNone:
+		if req.KeyFile != "" || req.Key != nil || len(req.Recipients) > 0 {
+			return nil, fmt.Errorf("the chain in %s is not encrypted, so its incrementals take no key or recipient. Leave them out, or run a full backup to start an encrypted chain", where)
+		}
+	case ModeDatabase:
+		if !encrypted || dbKey.Fingerprint() != m.KeyFingerprint {
+			return nil, fmt.Errorf("the chain in %s is encrypted with a database key (fingerprint %s) that is not this database's key. Run a full backup to start a new chain", where, m.KeyFingerprint)
+		}
+		e.Key = dbKey
+	case ModeKey:
+		r, err := Resolve(Request{Mode: string(ModeKey), KeyFile: req.KeyFile, Key: req.Key}, Logical, "", keys.Key{}, false)
+		if err != nil {
+			return nil, fmt.Errorf("the chain in %s is encrypted with a key, and so are its incrementals: %w", where, err)
+		}
+		if r.Key.Fingerprint() != m.KeyFingerprint {
+			return nil, fmt.Errorf("the key given (fingerprint %s) is not the key of the chain in %s (fingerprint %s). Give the chain's key, or run a full backup to start a new chain", r.Key.Fingerprint(), where, m.KeyFingerprint)
+		}
+		e.Key = r.Key
+	case ModeRecipients:
+		if len(req.Recipients) > 0 && !sameStrings(req.Recipients, m.Recipients) {
+			return nil, fmt.Errorf("the recipients given are not the recipients of the chain in %s. Leave out --recipient (the chain's are used), or run a full backup to start a new chain", where)
+		}
+		rs, err := ParseRecipients(m.Recipients)
+		if err != nil {
+			return nil, fmt.Errorf("the recipients of the chain in %s do not parse: %w", where, err)
+		}
+		e.Recipients, e.recipients = m.Recipients, rs
+	default:
+		return nil, fmt.Errorf("the chain in %s names encryption mode %q, which this magpie does not know. Run a full backup to start a new chain", where, m.Encryption)
+	}
+	return e, nil
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// writeFile streams one backup file into every destination: the snapshot
+// or the export of the changes after etag since, compressed, encrypted
+// when wrapped, hashed. It fills entry's counts, size and checksum.
+func writeFile(ctx context.Context, db *store.DB, stores []destination.Store, chain string, entry *FileEntry, opts Options, enc *Encryption, wrapped bool, since uint64) error {
+	fw, err := createFile(ctx, stores, chain+"/"+entry.Name)
+	if err != nil {
+		return err
+	}
+	defer fw.Abort()
+	fw.progress = opts.Progress
+	var sink io.Writer = &ctxWriter{ctx: ctx, w: fw}
+	var out io.WriteCloser = nopCloser{sink}
+	if wrapped {
+		if out, err = enc.wrap(sink); err != nil {
+			return err
+		}
+	}
+	if entry.Kind == KindSnapshot {
+		err = writeSnapshot(db, out, entry)
+	} else {
+		var wr store.WalkResult
+		wr, err = dump.Export(db, out, opts.Compression, since)
+		entry.ToEtag, entry.Documents, entry.Tombstones = wr.LastEtag, wr.Documents, wr.Tombstones
+		entry.Attachments = wr.Attachments
+	}
+	if err == nil {
+		err = out.Close()
+	}
+	if err == nil {
+		err = canceled(ctx)
+	}
+	if err != nil {
+		if cerr := canceled(ctx); cerr != nil {
+			return cerr
+		}
+		return fmt.Errorf("backup of %s failed: %w", db.Name(), err)
+	}
+	entry.Size, entry.SHA256, err = fw.Commit()
+	return err
 }
 
 // ErrCanceled is wrapped by the error of a run whose Context was canceled.

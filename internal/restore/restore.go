@@ -2,6 +2,7 @@ package restore
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,11 @@ type Options struct {
 	Decryption *backup.Decryption
 	// NewKey makes the restored database encrypted with this key.
 	NewKey *keys.Key
+	// Context, when set, cancels the restore (nothing is left behind).
+	Context context.Context
+	// Progress, when set, hears the bytes read of each file as it goes
+	// (the count starts again with every file).
+	Progress func(read int64)
 }
 
 // Result describes a restored database.
@@ -47,6 +53,9 @@ type Result struct {
 func Restore(d *store.DataDir, t *Target, opts Options) (*Result, error) {
 	if opts.Decryption == nil {
 		opts.Decryption = &backup.Decryption{}
+	}
+	if opts.Context == nil {
+		opts.Context = context.Background()
 	}
 	if err := store.ValidateDatabaseName(opts.As); err != nil {
 		return nil, err
@@ -89,21 +98,8 @@ func restoreLogical(d *store.DataDir, t *Target, opts Options, res *Result) erro
 		create = store.CreateOptions{Encrypted: true}
 	}
 	secret, err := d.CreateDatabaseFrom(opts.As, create, func(db *store.DB) error {
-		for _, e := range t.Files {
-			s, err := openStream(t, e, opts.Decryption)
-			if err != nil {
-				return err
-			}
-			got, ierr := dump.Import(db, s.plain)
-			if err := s.finish(ierr); err != nil {
-				return err
-			}
-			// Checksums prove the bytes; the counts prove the stream
-			// held what the backup wrote.
-			if got.Documents != e.Documents || got.Tombstones != e.Tombstones {
-				return fmt.Errorf("backup file %s %w: it holds %d documents and %d tombstones but its manifest says %d and %d. Use another backup",
-					s.path, backup.ErrIntegrity, got.Documents, got.Tombstones, e.Documents, e.Tombstones)
-			}
+		if err := importFiles(db, t, t.Files, opts); err != nil {
+			return err
 		}
 		st, err := db.Stats()
 		res.Stats = st
@@ -122,10 +118,35 @@ func restoreLogical(d *store.DataDir, t *Target, opts Options, res *Result) erro
 	return nil
 }
 
+// importFiles imports logical files (a full backup and incrementals, or a
+// snapshot's incrementals) in chain order.
+func importFiles(db *store.DB, t *Target, files []backup.FileEntry, opts Options) error {
+	for _, e := range files {
+		s, err := openStream(opts.Context, t, e, opts.Decryption)
+		if err != nil {
+			return err
+		}
+		if opts.Progress != nil {
+			s.progress = opts.Progress
+		}
+		got, ierr := dump.Import(db, s.plain)
+		if err := s.finish(ierr); err != nil {
+			return err
+		}
+		// Checksums prove the bytes; the counts prove the stream held
+		// what the backup wrote.
+		if got.Documents != e.Documents || got.Tombstones != e.Tombstones {
+			return fmt.Errorf("backup file %s %w: it holds %d documents and %d tombstones but its manifest says %d and %d. Use another backup",
+				s.path, backup.ErrIntegrity, got.Documents, got.Tombstones, e.Documents, e.Tombstones)
+		}
+	}
+	return nil
+}
+
 func restoreSnapshot(d *store.DataDir, t *Target, opts Options, res *Result) error {
 	m := t.Manifest
-	if len(t.Files) != 1 || t.Files[0].Kind != backup.KindSnapshot {
-		return fmt.Errorf("the chain in %s starts with %s, not a snapshot. Its manifest is inconsistent; use another backup", t.ChainDir, t.Files[0].Name)
+	if len(t.Files) == 0 || t.Files[0].Kind != backup.KindSnapshot {
+		return fmt.Errorf("the chain in %s does not start with a snapshot. Its manifest is inconsistent; use another backup", t.ChainDir)
 	}
 	e := t.Files[0]
 	install := store.InstallOptions{Key: opts.Decryption.Key, NewKey: opts.NewKey, Check: func(db *store.DB) error {
@@ -137,13 +158,20 @@ func restoreSnapshot(d *store.DataDir, t *Target, opts Options, res *Result) err
 			return fmt.Errorf("the restored snapshot holds %d documents up to etag %d, but its manifest says %d up to etag %d. The backup is inconsistent; use another backup",
 				st.CountOfDocuments, st.LastDocEtag, e.Documents, e.ToEtag)
 		}
-		res.Stats = st
-		return nil
+		// The incrementals after the snapshot are logical files.
+		if err := importFiles(db, t, t.Files[1:], opts); err != nil {
+			return err
+		}
+		res.Stats, err = db.Stats()
+		return err
 	}}
 	err := d.InstallSnapshot(opts.As, m.SourceEncrypted, install, func(dir string) error {
-		s, err := openStream(t, e, opts.Decryption)
+		s, err := openStream(opts.Context, t, e, opts.Decryption)
 		if err != nil {
 			return err
+		}
+		if opts.Progress != nil {
+			s.progress = opts.Progress
 		}
 		_, xerr := readSnapshot(s.plain, opts.Decryption.Key, dir)
 		return s.finish(xerr)

@@ -2,18 +2,18 @@ package restore
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"filippo.io/age"
 	"github.com/magpiedb/magpie/internal/backup"
+	"github.com/magpiedb/magpie/internal/destination"
 )
 
 // checkKeys makes sure the operator gave what the chain needs, and that a
@@ -21,7 +21,7 @@ import (
 // keyed manifest is checked here too.
 func checkKeys(t *Target, dec *backup.Decryption) error {
 	m := t.Manifest
-	mpath := filepath.Join(t.ChainDir, backup.ManifestName)
+	mpath := backup.Location(t.Store, t.Chain+"/"+backup.ManifestName)
 	switch m.Encryption {
 	case backup.ModeKey, backup.ModeDatabase:
 		what := "its key"
@@ -66,16 +66,21 @@ func CheckKeys(t *Target, dec *backup.Decryption) error {
 type fileStream struct {
 	path  string
 	entry backup.FileEntry
-	f     *os.File
+	f     io.ReadCloser
 	h     hash.Hash
 	n     int64
 	plain io.Reader
+	// progress, when set, hears the bytes read so far.
+	progress func(int64)
 }
 
 func (s *fileStream) Read(p []byte) (int, error) {
 	n, err := s.f.Read(p)
 	s.h.Write(p[:n])
 	s.n += int64(n)
+	if s.progress != nil {
+		s.progress(s.n)
+	}
 	return n, err
 }
 
@@ -85,23 +90,19 @@ func integrityError(path, reason string) error {
 
 // openRaw opens a file of t for hashing only, after checking its size
 // against the manifest.
-func openRaw(t *Target, e backup.FileEntry) (*fileStream, error) {
-	path := filepath.Join(t.ChainDir, e.Name)
-	f, err := os.Open(path)
+func openRaw(ctx context.Context, t *Target, e backup.FileEntry) (*fileStream, error) {
+	name := t.Chain + "/" + e.Name
+	path := backup.Location(t.Store, name)
+	f, err := t.Store.Open(ctx, name)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, destination.ErrNotExist) {
 			return nil, fmt.Errorf("backup file %s is missing although the manifest lists it. Restore the file, or use another backup", path)
 		}
 		return nil, fmt.Errorf("cannot read backup file %s: %w", path, err)
 	}
-	st, err := f.Stat()
-	if err != nil {
+	if f.Size() != e.Size {
 		f.Close()
-		return nil, err
-	}
-	if st.Size() != e.Size {
-		f.Close()
-		return nil, integrityError(path, fmt.Sprintf("it is %d bytes but its manifest says %d", st.Size(), e.Size))
+		return nil, integrityError(path, fmt.Sprintf("it is %d bytes but its manifest says %d", f.Size(), e.Size))
 	}
 	s := &fileStream{path: path, entry: e, f: f, h: sha256.New()}
 	s.plain = bufio.NewReaderSize(s, 256<<10)
@@ -109,8 +110,8 @@ func openRaw(t *Target, e backup.FileEntry) (*fileStream, error) {
 }
 
 // openStream opens a file of t and yields its decrypted stream.
-func openStream(t *Target, e backup.FileEntry, dec *backup.Decryption) (*fileStream, error) {
-	s, err := openRaw(t, e)
+func openStream(ctx context.Context, t *Target, e backup.FileEntry, dec *backup.Decryption) (*fileStream, error) {
+	s, err := openRaw(ctx, t, e)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -26,7 +27,7 @@ func TestFormatVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg, err := Locate(vectorChain)
+	tg, err := Locate(context.Background(), vectorChain, Until{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestFormatVector(t *testing.T) {
 		tg.Files[0].Documents != 1 || tg.Files[0].Tombstones != 1 || tg.Files[0].ToEtag != 3 {
 		t.Fatalf("manifest: %+v", m)
 	}
-	rep, err := Verify(tg, &backup.Decryption{Key: &k})
+	rep, err := Verify(context.Background(), tg, &backup.Decryption{Key: &k}, nil)
 	if err != nil || !rep.Files[0].Decrypted || rep.Files[0].Documents != 1 {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -31,7 +32,10 @@ type Report struct {
 // against the manifest and, given the key or identity, decrypts and
 // authenticates every byte and parses the content, comparing counts with
 // the manifest. The first problem found is returned.
-func Verify(t *Target, dec *backup.Decryption) (*Report, error) {
+//
+// progress, when not nil, hears the bytes read of each file (from 0 for
+// every file).
+func Verify(ctx context.Context, t *Target, dec *backup.Decryption, progress func(int64)) (*Report, error) {
 	if dec == nil {
 		dec = &backup.Decryption{}
 	}
@@ -50,20 +54,22 @@ func Verify(t *Target, dec *backup.Decryption) (*Report, error) {
 		if !canDecrypt {
 			// The content cannot be read: report what the manifest says.
 			fr.Documents, fr.Tombstones, fr.Attachments = e.Documents, e.Tombstones, e.Attachments
-			s, err := openRaw(t, e)
+			s, err := openRaw(ctx, t, e)
 			if err != nil {
 				return nil, err
 			}
+			s.progress = progress
 			if err := s.finish(nil); err != nil {
 				return nil, err
 			}
 			rep.Files = append(rep.Files, fr)
 			continue
 		}
-		s, err := openStream(t, e, dec)
+		s, err := openStream(ctx, t, e, dec)
 		if err != nil {
 			return nil, err
 		}
+		s.progress = progress
 		var rerr error
 		if e.Kind == backup.KindSnapshot {
 			_, rerr = readSnapshot(s.plain, dec.Key, "")

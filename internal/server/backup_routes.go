@@ -33,6 +33,7 @@ import (
 
 	"github.com/magpiedb/magpie/internal/atomicfile"
 	"github.com/magpiedb/magpie/internal/backup"
+	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/restore"
 	"github.com/magpiedb/magpie/internal/smuggler"
@@ -183,7 +184,7 @@ type backupSpec struct {
 
 func (b backupSpec) options(ctx context.Context) backup.Options {
 	return backup.Options{
-		To:          b.To,
+		To:          []string{b.To},
 		Type:        b.Type,
 		Encryption:  backup.Request{Mode: string(b.Encryption), Key: b.Key, Recipients: b.Recipients},
 		Compression: b.Compression,
@@ -1105,10 +1106,11 @@ func (s *Server) runRestore(ctx context.Context, op *operation, req *restoreRequ
 		return nil, fail(err)
 	}
 	ops.setProgress(op, map[string]any{"Message": "reading " + req.location})
-	t, err := locateRestore(req.location, req.last)
+	t, err := restore.Locate(ctx, req.location, restore.Until{File: req.last})
 	if err != nil {
-		return nil, fail(&userFault{msg: apiWording(err.Error())})
+		return nil, fail(&userFault{msg: apiWording(strings.Replace(err.Error(), "--until", "LastFileNameToRestore", 1))})
 	}
+	defer t.Close()
 	m := t.Manifest
 	if err := checkRestoreKeys(t, req); err != nil {
 		return nil, fail(err)
@@ -1121,7 +1123,7 @@ func (s *Server) runRestore(ctx context.Context, op *operation, req *restoreRequ
 		return nil, err
 	}
 	ops.setProgress(op, map[string]any{"Message": "restoring " + t.ChainDir + " as " + req.name})
-	res, err := restore.Restore(s.data, t, restore.Options{As: req.name, Decryption: req.dec, NewKey: req.newKey})
+	res, err := restore.Restore(s.data, t, restore.Options{As: req.name, Decryption: req.dec, NewKey: req.newKey, Context: ctx})
 	if testHookRestored != nil {
 		testHookRestored(ctx)
 	}
@@ -1187,44 +1189,6 @@ var apiReplacer = strings.NewReplacer(
 )
 
 func apiWording(s string) string { return apiReplacer.Replace(s) }
-
-// locateRestore finds the chain to restore: restore.Locate's rules, or,
-// with LastFileNameToRestore, the chain holding that file (with or without
-// .age) up to it.
-func locateRestore(location, last string) (*restore.Target, error) {
-	if last == "" {
-		return restore.Locate(location)
-	}
-	base := filepath.Base(last)
-	dir := location
-	if st, err := os.Stat(location); err == nil && !st.IsDir() {
-		dir = filepath.Dir(location)
-	} else if err != nil {
-		return restore.Locate(location) // its error says what is wrong
-	}
-	chains, err := backup.FindChains(dir)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for i := len(chains) - 1; i >= 0; i-- {
-		c := chains[i]
-		if !c.Complete() {
-			continue
-		}
-		for j, f := range c.Manifest.Files {
-			if f.Name == base || strings.TrimSuffix(f.Name, backup.AgeSuffix) == base {
-				return &restore.Target{ChainDir: c.Dir, Manifest: c.Manifest, Files: c.Manifest.Files[:j+1]}, nil
-			}
-			names = append(names, f.Name)
-		}
-	}
-	if len(names) == 0 {
-		return nil, faultf("LastFileNameToRestore %q names no file: %s holds no complete backup chain", last, location)
-	}
-	sort.Strings(names)
-	return nil, faultf("LastFileNameToRestore %q is not a file of the backups in %s. Give one of: %s", last, location, strings.Join(names, ", "))
-}
 
 // checkRestoreKeys makes sure the request carries what the chain needs, in
 // the API's terms, before anything is created (restore checks again).
@@ -1292,7 +1256,12 @@ func (s *Server) handleRestorePoints(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, errors.New("FolderPath must be the absolute path of a backup folder on the server's machine"))
 		return
 	}
-	chains, err := backup.FindChains(filepath.Clean(body.FolderPath))
+	folder, err := destination.OpenLocal(filepath.Clean(body.FolderPath))
+	if err != nil {
+		badRequest(w, err)
+		return
+	}
+	chains, err := backup.FindChains(r.Context(), folder)
 	if err != nil {
 		badRequest(w, errors.New(apiWording(err.Error())))
 		return
@@ -1305,14 +1274,14 @@ func (s *Server) handleRestorePoints(w http.ResponseWriter, r *http.Request) {
 	skips := []skipped{}
 	for _, c := range chains {
 		if !c.Complete() {
-			skips = append(skips, skipped{c.Dir, c.Problem})
+			skips = append(skips, skipped{c.Location(), c.Problem})
 			continue
 		}
 		m := c.Manifest
 		for i, f := range m.Files {
 			list = append(list, restorePoint{
 				DateTime:          wireTime(f.Created),
-				Location:          c.Dir,
+				Location:          c.Location(),
 				FileName:          f.Name,
 				IsSnapshotRestore: f.Kind == backup.KindSnapshot,
 				IsIncremental:     f.Kind == backup.KindIncremental,

@@ -234,7 +234,7 @@ func TestBackupAndRestoreRoutes(t *testing.T) {
 	if res["MagpieEncryption"] != "database" || res["Documents"].(map[string]any)["ReadCount"] != 3.0 {
 		t.Fatalf("result %v", res)
 	}
-	if m, err := backup.ReadManifest(oneTime); err != nil || m.Encryption != backup.ModeDatabase {
+	if m, err := backup.ReadLocalManifest(oneTime); err != nil || m.Encryption != backup.ModeDatabase {
 		t.Fatalf("chain %s: %v %v", oneTime, m, err)
 	}
 	// The finished state stays readable, from the server-level route too.
@@ -345,7 +345,7 @@ func TestBackupAndRestoreRoutes(t *testing.T) {
 		{"existing name", map[string]any{"DatabaseName": "DST", "BackupLocation": chain, "EncryptionKey": key.Base64()},
 			"Database DST already exists. Choose another DatabaseName, or delete it first."},
 		{"unknown last file", map[string]any{"DatabaseName": "bad", "BackupLocation": f.backups, "LastFileNameToRestore": "2020-01-01-00-00-00-0000000.full-backup", "EncryptionKey": key.Base64()},
-			`LastFileNameToRestore "2020-01-01-00-00-00-0000000.full-backup" is not a file of the backups in ` + f.backups + ". Give one of: "},
+			"No backup file named 2020-01-01-00-00-00-0000000.full-backup is in " + f.backups + ", so there is no point in time to restore up to. Give a file name that `magpie backup ls " + f.backups + "` lists."},
 		{"missing location", map[string]any{"DatabaseName": "bad", "BackupLocation": filepath.Join(f.root, "nowhere"), "EncryptionKey": key.Base64()},
 			filepath.Join(f.root, "nowhere") + " does not exist."},
 	}

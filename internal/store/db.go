@@ -243,6 +243,17 @@ func (db *DB) Name() string { return db.name }
 // Encrypted reports whether the database's files are encrypted.
 func (db *DB) Encrypted() bool { return db.rec.Encrypted }
 
+// ID is the database's id, the one its change vectors carry. A restored
+// copy gets its own.
+func (db *DB) ID() string { return db.dbID }
+
+// LastEtag is the etag of the database's latest change.
+func (db *DB) LastEtag() uint64 {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.state.lastEtag
+}
+
 // Close flushes nothing extra (every acknowledged write is already in the
 // synced WAL) and releases the store.
 func (db *DB) Close() error {
