@@ -368,6 +368,11 @@ func bbFileIntegrity(path, reason string) string {
 	return fmt.Sprintf("backup file %s failed its integrity check: %s. The file was changed, damaged or cut short; use another backup.", path, reason)
 }
 
+// bbAuthFail is the reason given for age chunk i failing to authenticate.
+func bbAuthFail(i int64) string {
+	return fmt.Sprintf("its encrypted content did not authenticate at age chunk %d (after %d good bytes of plaintext)", i, i*64*1024)
+}
+
 func bbManifestIntegrity(chain, reason string) string {
 	return fmt.Sprintf("%s failed its integrity check: %s. The manifest was changed or damaged; use another backup.", filepath.Join(chain, backup.ManifestName), reason)
 }
@@ -746,7 +751,7 @@ func TestBackupBadCorruptEncrypted(t *testing.T) {
 		file := filepath.Join(chain, filepath.Base(recFile))
 		bbFlip(t, file, rl.chunk(mid)+5)
 		bbFixManifest(t, chain)
-		msg := bbFileIntegrity(file, "its encrypted content did not authenticate")
+		msg := bbFileIntegrity(file, bbAuthFail(mid))
 		f.check(t, chain, []string{"--identity", f.idPath}, bbExpect{restore: bbRestoreFailed + msg, verify: msg, bug: bbAgeBug(file)}, bk)
 	})
 	t.Run("recipients/rewritten manifest, header MAC", func(t *testing.T) {
@@ -1005,6 +1010,10 @@ func TestBackupBadTruncated(t *testing.T) {
 					// No MAC without a key: age itself must notice. Cut at
 					// a chunk boundary, the stream just ends early.
 					msg := bbFileIntegrity(file, "its encrypted content did not authenticate")
+					if at >= sl.payload {
+						// The failing chunk is named: the one the cut is in.
+						msg = bbFileIntegrity(file, bbAuthFail((at-sl.payload)/bbChunk))
+					}
 					if strings.Contains(c.name, "boundary") {
 						msg = bbFileIntegrity(file, "it ends before its content does")
 					}

@@ -276,10 +276,6 @@ func TestStores(t *testing.T) {
 				t.Run("delete", func(t *testing.T) {
 					for _, name := range []string{"nothing", "no/such/thing"} {
 						err := s.Delete(context.Background(), name)
-						if err != nil && k.name == "local" && strings.Contains(err.Error(), "cannot sync") {
-							// Remove this once Local.Delete leaves a missing folder alone.
-							t.Skipf("known bug in local.go: deleting a missing name whose folder does not exist fails: %v", err)
-						}
 						if err != nil {
 							t.Errorf("deleting the missing %s: %v", name, err)
 						}

@@ -145,31 +145,44 @@ func openStream(ctx context.Context, t *Target, e backup.FileEntry, dec *backup.
 			}
 			// The key was checked against the manifest beforehand, so a
 			// header that does not open with it is damaged.
-			return nil, s.finish(&decryptError{err})
+			return nil, s.finish(&decryptError{err: err, at: -1})
 		}
-		s.plain = &decryptReader{r}
+		s.plain = &decryptReader{r: r}
 	}
 	return s, nil
 }
 
 // decryptError marks a failure of age decryption: with a key that matched
 // the manifest, that means damaged or changed data.
-type decryptError struct{ err error }
+type decryptError struct {
+	err error
+	// at is how many plaintext bytes authenticated before the failure
+	// (-1: the header failed). age authenticates 64 KiB chunks and yields
+	// only authenticated ones, so at/64 KiB is the failing chunk.
+	at int64
+}
 
 func (e *decryptError) Error() string { return e.err.Error() }
 func (e *decryptError) Unwrap() error { return e.err }
 
 // decryptReader marks every error of the age stream as a decryptError, so
 // that it is recognised however the pipes above wrap it.
-type decryptReader struct{ r io.Reader }
+type decryptReader struct {
+	r io.Reader
+	n int64
+}
 
 func (d *decryptReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
+	d.n += int64(n)
 	if err != nil && err != io.EOF {
-		err = &decryptError{err}
+		err = &decryptError{err: err, at: d.n}
 	}
 	return n, err
 }
+
+// ageChunk is the plaintext size of an age STREAM chunk.
+const ageChunk = 64 << 10
 
 // finish reads what is left of the file, closes it and checks its SHA-256.
 // A damaged file is reported as such, whatever error the reading pipes
@@ -188,7 +201,10 @@ func (s *fileStream) finish(readErr error) error {
 	if readErr != nil {
 		var de *decryptError
 		if errors.As(readErr, &de) {
-			return integrityError(s.path, "its encrypted content did not authenticate")
+			if de.at < 0 {
+				return integrityError(s.path, "its encrypted content did not authenticate")
+			}
+			return integrityError(s.path, fmt.Sprintf("its encrypted content did not authenticate at age chunk %d (after %d good bytes of plaintext)", de.at/ageChunk, de.at))
 		}
 		if errors.Is(readErr, io.ErrUnexpectedEOF) {
 			return integrityError(s.path, "it ends before its content does")
