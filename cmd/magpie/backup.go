@@ -92,6 +92,7 @@ server's machine; --key-file is read here and its key sent over TLS.`,
 					To: to, Type: t, Compression: c, Incremental: incremental,
 					Encryption: backup.Request{Mode: mode, KeyFile: keyFile, Recipients: recipients},
 					Progress:   bar.set,
+					Documents:  &bar.docs,
 				})
 				bar.finish()
 				if err != nil {
@@ -417,7 +418,7 @@ over TLS.`,
 			defer d.Close()
 			start := time.Now()
 			bar := newByteBar(cmd, "restore "+as, totalSize(t.Files))
-			res, err := restore.Restore(d, t, restore.Options{As: as, Decryption: dec, NewKey: newKey, Context: cmd.Context(), Progress: bar.fileProgress()})
+			res, err := restore.Restore(d, t, restore.Options{As: as, Decryption: dec, NewKey: newKey, Context: cmd.Context(), Progress: bar.fileProgress(), Documents: &bar.docs})
 			bar.finish()
 			if err != nil {
 				return fmt.Errorf("restore failed and no database was created: %w", err)

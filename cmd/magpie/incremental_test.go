@@ -149,6 +149,22 @@ func TestIncrementalChain(t *testing.T) {
 		}
 	}
 
+	// --sample reads a share of the files, at least one; manifests always.
+	out = e.ok(append([]string{"backup", "verify", to, "--sample", "0.001"}, restoreKey...)...)
+	if !strings.Contains(out, "  2 more files not read (--sample)\n") || strings.Count(out, "decrypted, authenticated and parsed") != 1 {
+		t.Errorf("verify --sample 0.001:\n%s", out)
+	}
+	for _, bad := range []string{"0", "150", "-3"} {
+		wantError(t, e.run("backup", "verify", to, "--sample", bad), exitUsage,
+			fmt.Sprintf("--sample %s is not a percentage above 0 and at most 100. Give e.g. --sample 10.", bad))
+	}
+	// A second chain in the folder: verify checks both.
+	e.backupJSON("shop", "--to", to)
+	out = e.ok(append([]string{"backup", "verify", to}, restoreKey...)...)
+	if strings.Count(out, "verified ") != 2 || strings.Count(out, "decrypted, authenticated and parsed") != 4 {
+		t.Errorf("verify of a folder of two chains:\n%s", out)
+	}
+
 	// A file name that matches nothing is an error, never a full restore.
 	const nope = "2020-01-01-00-00-00-0000000.incremental-backup"
 	wantError(t, e.run(append([]string{"restore", to, "--as", "nope", "--until", nope}, restoreKey...)...), exitFailure,

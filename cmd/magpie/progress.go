@@ -1,19 +1,25 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"sync/atomic"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
 
-// byteBar shows the progress of a backup, restore or verify in bytes, with
-// the rate and, when the total is known, the time left. It draws only when
+// byteBar shows the progress of a backup, restore or verify: bytes, the
+// rate, documents so far and, when the total is known, the time left. It draws only when
 // standard error is a terminal, so scripts and logs get the result alone.
 type byteBar struct {
 	bar  *progressbar.ProgressBar
+	what string
 	base int64 // bytes of the files already done (restore, verify)
 	last int64
+	// docs counts the documents so far (backup and restore fill it).
+	docs  atomic.Int64
+	shown int64
 }
 
 func newByteBar(cmd *cobra.Command, what string, total int64) *byteBar {
@@ -24,7 +30,7 @@ func newByteBar(cmd *cobra.Command, what string, total int64) *byteBar {
 	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
 		return &byteBar{}
 	}
-	return &byteBar{bar: progressbar.NewOptions64(total,
+	return &byteBar{what: what, bar: progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(f),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowBytes(true),
@@ -36,9 +42,14 @@ func newByteBar(cmd *cobra.Command, what string, total int64) *byteBar {
 
 // set reports the bytes done so far.
 func (b *byteBar) set(n int64) {
-	if b.bar != nil {
-		b.bar.Set64(n)
+	if b.bar == nil {
+		return
 	}
+	if d := b.docs.Load(); d != b.shown {
+		b.shown = d
+		b.bar.Describe(fmt.Sprintf("%s: %d documents", b.what, d))
+	}
+	b.bar.Set64(n)
 }
 
 // add reports bytes of the current file, counted from 0 for each file.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/magpiedb/magpie/internal/destination"
@@ -34,6 +35,8 @@ type Options struct {
 	Context context.Context
 	// Progress, when set, hears how many bytes were stored so far.
 	Progress func(stored int64)
+	// Documents, when set, counts the documents written as they go.
+	Documents *atomic.Int64
 }
 
 // Result describes a finished backup.
@@ -331,7 +334,7 @@ func writeFile(ctx context.Context, db *store.DB, stores []destination.Store, ch
 		err = writeSnapshot(db, out, entry)
 	} else {
 		var wr store.WalkResult
-		wr, err = dump.Export(db, out, opts.Compression, since)
+		wr, err = dump.ExportCounting(db, out, opts.Compression, since, opts.Documents)
 		entry.ToEtag, entry.Documents, entry.Tombstones = wr.LastEtag, wr.Documents, wr.Tombstones
 		entry.Attachments = wr.Attachments
 	}

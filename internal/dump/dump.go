@@ -10,6 +10,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/magpiedb/magpie/internal/smuggler"
 	"github.com/magpiedb/magpie/internal/store"
@@ -47,13 +48,36 @@ type Result struct {
 }
 
 // Import reads an export (gzip, zstd or plain, sniffed) into db. Either all
-// of it lands or, on any error, none of it does.
+// of it lands or, on any error, none of it does. The export's
+// DatabaseRecord is counted as skipped: importing data into a database
+// does not change its configuration (ImportWith does, for restores).
 func Import(db *store.DB, r io.Reader) (*Result, error) {
+	return ImportWith(db, r, ImportOptions{})
+}
+
+// ImportOptions changes what an import takes from the export.
+type ImportOptions struct {
+	// KeepRecord makes the export's DatabaseRecord the database's: each
+	// field of RecordSettings it holds replaces the database's setting of
+	// that name (with storage credentials and keys removed), and a field it
+	// lacks removes the setting. An export without a DatabaseRecord (an
+	// older backup, a RavenDB dump without one) leaves the settings alone.
+	// Restores use it, so that a database comes back with its backup
+	// tasks.
+	KeepRecord bool
+}
+
+// ImportWith is Import with options.
+func ImportWith(db *store.DB, r io.Reader, opts ImportOptions) (*Result, error) {
 	bulk, err := db.BeginImport()
 	if err != nil {
 		return nil, err
 	}
-	h := &importer{bulk: bulk, res: &Result{Skipped: map[string]int{}}}
+	imp := &importer{bulk: bulk, res: &Result{Skipped: map[string]int{}}}
+	var h smuggler.Handler = imp
+	if opts.KeepRecord {
+		h = &recordImporter{imp}
+	}
 	if err := smuggler.Import(r, h); err != nil {
 		if aerr := bulk.Abort(); aerr != nil {
 			return nil, fmt.Errorf("%w (rolling back the import also failed: %v)", err, aerr)
@@ -63,20 +87,24 @@ func Import(db *store.DB, r io.Reader) (*Result, error) {
 	if err := bulk.Commit(); err != nil {
 		return nil, err
 	}
-	h.res.ImportCounts = bulk.Counts()
-	return h.res, nil
+	imp.res.ImportCounts = bulk.Counts()
+	return imp.res, nil
 }
 
 type importer struct {
 	bulk  *store.Bulk
 	res   *Result
 	count int64
+	docs  *atomic.Int64
 }
 
 func (h *importer) BuildVersion(int64) error { return nil }
 
 func (h *importer) Document(d *smuggler.Document) error {
 	h.count++
+	if h.docs != nil {
+		h.docs.Add(1)
+	}
 	refs := make([]store.AttachmentRef, len(d.Attachments))
 	for i, a := range d.Attachments {
 		refs[i] = store.AttachmentRef{Name: a.Name, Hash: a.Hash, ContentType: a.ContentType, Size: a.Size}
@@ -110,18 +138,41 @@ func (h *importer) Skipped(section string, items int) error {
 
 // Export writes db in the RavenDB export format to w, compressed with c.
 // Documents changed after etag since are exported (0: everything); the
-// result's LastEtag is where the next incremental export starts.
+// result's LastEtag is where the next incremental export starts. When the
+// database has settings (RecordSettings), the export starts with a
+// DatabaseRecord that holds them, as RavenDB's exports do, so that every
+// backup file carries the configuration of its time.
 func Export(db *store.DB, w io.Writer, c smuggler.Compression, since uint64) (store.WalkResult, error) {
+	return ExportCounting(db, w, c, since, nil)
+}
+
+// ExportCounting is Export that adds every document written to docs (when
+// not nil), for progress reports from another goroutine.
+func ExportCounting(db *store.DB, w io.Writer, c smuggler.Compression, since uint64, docs *atomic.Int64) (store.WalkResult, error) {
+	rec, err := record(db)
+	if err != nil {
+		return store.WalkResult{}, err
+	}
 	cw, err := smuggler.Compress(w, c)
 	if err != nil {
 		return store.WalkResult{}, err
 	}
 	sw := smuggler.NewWriter(cw, BuildVersion)
+	if rec != nil {
+		if err := sw.DatabaseRecord(rec); err != nil {
+			return store.WalkResult{}, err
+		}
+	}
 	res, err := db.Walk(since, store.Walker{
 		Attachment: func(ref store.AttachmentRef, content io.Reader) error {
 			return sw.Attachment(ref.Hash, ref.Size, "Attachment", content)
 		},
-		Document: func(d *store.Document) error { return sw.Document(d.Body) },
+		Document: func(d *store.Document) error {
+			if docs != nil {
+				docs.Add(1)
+			}
+			return sw.Document(d.Body)
+		},
 		Tombstone: func(t *store.Tombstone) error {
 			return sw.Tombstone(&smuggler.Tombstone{
 				Key: t.LowerID, Type: "Document", Collection: t.Collection, Flags: "None",

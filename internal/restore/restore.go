@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/magpiedb/magpie/internal/atomicfile"
 	"github.com/magpiedb/magpie/internal/backup"
@@ -31,6 +32,8 @@ type Options struct {
 	// Progress, when set, hears the bytes read of each file as it goes
 	// (the count starts again with every file).
 	Progress func(read int64)
+	// Documents, when set, counts the documents restored as they go.
+	Documents *atomic.Int64
 }
 
 // Result describes a restored database.
@@ -129,7 +132,9 @@ func importFiles(db *store.DB, t *Target, files []backup.FileEntry, opts Options
 		if opts.Progress != nil {
 			s.progress = opts.Progress
 		}
-		got, ierr := dump.Import(db, s.plain)
+		// The files' DatabaseRecord brings the database's backup tasks
+		// back; each file carries the configuration of its time.
+		got, ierr := dump.ImportWith(db, s.plain, dump.ImportOptions{KeepRecord: true})
 		if err := s.finish(ierr); err != nil {
 			return err
 		}
