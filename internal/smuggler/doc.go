@@ -11,9 +11,10 @@
 // It is Decompress (which sniffs gzip and zstd magic) followed by Read,
 // which calls the Handler for each item in stream order: BuildVersion,
 // then documents and attachments, tombstones and index definitions as they
-// appear. Sections magpie does not import (DatabaseRecord, revisions,
-// counters, time series, compare-exchange, ...) are read, validated and
-// reported to Handler.Skipped with their item count. Any other top-level
+// appear. Sections magpie does not import (revisions, counters, time
+// series, compare-exchange, ...) are read, validated and reported to
+// Handler.Skipped with their item count; so is DatabaseRecord, unless the
+// handler is a RecordHandler, which receives it. Any other top-level
 // property is an error: the input is probably not an export.
 //
 // Read validates all JSON and stops at the first problem with an *Error
@@ -46,7 +47,9 @@
 //
 // # Writing
 //
-// Writer produces the same format: Document and Attachment fill "Docs",
+// Writer produces the same format: DatabaseRecord, when called, writes the
+// database's configuration first (as RavenDB does); Document and
+// Attachment fill "Docs",
 // then Tombstone fills "Tombstones" and Index fills "Indexes"; Close writes
 // any section left empty, so every export has all three. Wrap the
 // destination with Compress first to get a compressed file: zstd (what

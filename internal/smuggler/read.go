@@ -64,8 +64,19 @@ type Handler interface {
 	// returns.
 	Index(def []byte) error
 	// Skipped is called once for each section magpie reads but does not
-	// import, with its number of items (1 for DatabaseRecord, an object).
+	// import, with its number of items (1 for DatabaseRecord, an object,
+	// unless the Handler is a RecordHandler).
 	Skipped(section string, items int) error
+}
+
+// RecordHandler is a Handler that also takes the export's DatabaseRecord
+// (the database's configuration, an object) instead of having it counted
+// as skipped.
+type RecordHandler interface {
+	Handler
+	// DatabaseRecord receives the DatabaseRecord object as strict JSON,
+	// valid until it returns.
+	DatabaseRecord(rec []byte) error
 }
 
 // Import reads a possibly compressed export: Decompress, then Read.
@@ -290,10 +301,12 @@ func (r *docReader) databaseRecord() error {
 		return formatErr(r.off(r.pos), hintNotExport, "the input is not a RavenDB export: %q at byte %d is not a JSON object", r.section, r.off(r.pos))
 	}
 	r.beginItem(-1)
-	err = r.scanValue(1)
-	r.endItem()
-	if err != nil {
+	defer r.endItem()
+	if err := r.scanValue(1); err != nil {
 		return err
+	}
+	if rh, ok := r.h.(RecordHandler); ok {
+		return rh.DatabaseRecord(r.strict())
 	}
 	return r.h.Skipped(r.section, 1)
 }

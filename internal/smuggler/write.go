@@ -9,28 +9,32 @@ import (
 )
 
 // section is where a Writer is in the export object. Sections only move
-// forward: Docs, Tombstones, Indexes, then closed.
+// forward: the optional DatabaseRecord, Docs, Tombstones, Indexes, then
+// closed.
 type section int
 
 const (
 	secNone section = iota
+	secRecord
 	secDocs
 	secTombstones
 	secIndexes
 	secClosed
 )
 
-var sectionNames = [...]string{secDocs: "Docs", secTombstones: "Tombstones", secIndexes: "Indexes"}
+var sectionNames = [...]string{secRecord: "DatabaseRecord", secDocs: "Docs", secTombstones: "Tombstones", secIndexes: "Indexes"}
 
 // Writer writes an export in RavenDB's format:
 //
-//	{"BuildVersion":N,"Docs":[...],"Tombstones":[...],"Indexes":[...]}
+//	{"BuildVersion":N,"DatabaseRecord":{...},"Docs":[...],"Tombstones":[...],"Indexes":[...]}
 //
-// Each of the three sections is always written, empty when nothing went into
-// it, so an empty database exports a file RavenDB imports. Items must come
-// in that section order; attachments go inside Docs before the document that
-// references them, as RavenDB writes them. After the first error the Writer
-// is broken (the output is incomplete) and every call returns that error.
+// The three arrays are always written, empty when nothing went into them,
+// so an empty database exports a file RavenDB imports; DatabaseRecord only
+// when DatabaseRecord is called, first, as RavenDB writes it. Items must
+// come in that section order; attachments go inside Docs before the
+// document that references them, as RavenDB writes them. After the first
+// error the Writer is broken (the output is incomplete) and every call
+// returns that error.
 type Writer struct {
 	w     *bufio.Writer
 	sec   section
@@ -61,10 +65,15 @@ func (w *Writer) enter(s section, call string) error {
 		return fmt.Errorf("smuggler: Writer.%s called after the %q section was started. Write Docs, then Tombstones, then Indexes", call, sectionNames[w.sec])
 	}
 	for w.sec < s {
-		if w.sec != secNone {
+		if w.sec >= secDocs {
 			w.buf = append(w.buf, ']')
 		}
 		w.sec++
+		if w.sec == secRecord {
+			// An object, written whole by DatabaseRecord; skipped
+			// when it was not called.
+			continue
+		}
 		if w.sec != secClosed {
 			w.buf = append(w.buf, `,"`...)
 			w.buf = append(w.buf, sectionNames[w.sec]...)
@@ -99,6 +108,26 @@ func checkObject(call string, b []byte) error {
 		return fmt.Errorf("smuggler: Writer.%s needs a JSON object without surrounding whitespace", call)
 	}
 	return nil
+}
+
+// DatabaseRecord writes the "DatabaseRecord" object: the database's
+// configuration as RavenDB's DatabaseRecord names it (DatabaseName,
+// Encrypted, PeriodicBackups, ...), strict JSON. It must come before any
+// item, and at most once.
+func (w *Writer) DatabaseRecord(rec []byte) error {
+	if err := checkObject("DatabaseRecord", rec); err != nil {
+		return err
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if w.sec != secNone {
+		return fmt.Errorf("smuggler: Writer.DatabaseRecord called after the %q section was started. Write the DatabaseRecord first, once", sectionNames[w.sec])
+	}
+	w.sec = secRecord
+	w.buf = append(w.buf, `,"DatabaseRecord":`...)
+	w.buf = append(w.buf, rec...)
+	return w.flushBuf()
 }
 
 // Document writes one document; body is its strict JSON object, @metadata

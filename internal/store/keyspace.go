@@ -18,6 +18,7 @@ import (
 //	i name                         -> index definition (opaque JSON)
 //	c lower(collection)            -> collection count + collection name
 //	m name                         -> database metadata (last etag, database id, counters)
+//	s name                         -> a setting of the database record (opaque JSON, settings.go)
 //
 // Invariants: every d and t key has exactly one e entry with its etag, and
 // etags only grow, so iterating e in order replays the database's changes;
@@ -33,6 +34,7 @@ const (
 	prefixIndex      = 'i'
 	prefixCollection = 'c'
 	prefixMeta       = 'm'
+	prefixSetting    = 's'
 
 	kindDocument  = 1
 	kindTombstone = 2
@@ -52,6 +54,7 @@ var (
 func docKey(lower string) []byte       { return append([]byte{prefixDoc}, lower...) }
 func tombstoneKey(lower string) []byte { return append([]byte{prefixTombstone}, lower...) }
 func indexKey(name string) []byte      { return append([]byte{prefixIndex}, name...) }
+func settingKey(name string) []byte    { return append([]byte{prefixSetting}, name...) }
 func hashKey(hash string) []byte       { return append([]byte{prefixHash}, hash...) }
 func collectionKey(lower string) []byte {
 	return append([]byte{prefixCollection}, lower...)
