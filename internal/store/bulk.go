@@ -33,7 +33,7 @@ const (
 // folder means an import never committed, so its checkpoint replaces the
 // store.
 func recoverImport(dir string) error {
-	leftovers := []string{rollbackTmpDir, rollbackDiscard}
+	leftovers := []string{rollbackTmpDir, rollbackDiscard, ingestDir}
 	// Checkpoints of snapshots that were cut short pin old tables with
 	// their hard links; no one else can be using them (the data dir is
 	// locked).
@@ -95,6 +95,9 @@ type Bulk struct {
 	// fresh is set when the database held no document and no tombstone
 	// as the import began; then only IDs the filter has seen need a lookup.
 	fresh *idFilter
+	// ing, while set, takes the document and etag records of a fresh
+	// import whose documents come in key order (ingest.go).
+	ing *ingester
 }
 
 // BeginImport starts an all-or-nothing import.
@@ -127,8 +130,22 @@ func (db *DB) BeginImport() (*Bulk, error) {
 	bk := &Bulk{db: db, b: db.pdb.NewIndexedBatch(), created: map[string]bool{}}
 	if db.state.docs == 0 && db.state.tombstones == 0 {
 		bk.fresh = newIDFilter()
+		// Without a place for its tables the import simply takes the
+		// batch path.
+		bk.ing, _ = newIngester(db)
 	}
 	return bk, nil
+}
+
+// stopIngest adds what the ingester holds to the store and sends every
+// later write through batches.
+func (bk *Bulk) stopIngest() error {
+	if bk.ing == nil {
+		return nil
+	}
+	in := bk.ing
+	bk.ing = nil
+	return in.ingest()
 }
 
 // Counts reports what the import has written so far.
@@ -166,8 +183,17 @@ func (bk *Bulk) Document(in *ImportedDocument) error {
 		collection = EmptyCollection
 	}
 	lower := LowerID(in.ID)
+	dk := docKey(lower)
+	// A document whose key is greater than every key ingested so far is
+	// new (the database was empty), so it needs no lookup.
+	ingest := bk.ing != nil && bk.ing.fits(dk)
+	if bk.ing != nil && !ingest {
+		if err := bk.stopIngest(); err != nil {
+			return err
+		}
+	}
 	var old *Document
-	if bk.fresh == nil || bk.fresh.add(lower) {
+	if bk.fresh == nil || bk.fresh.add(lower) && !ingest {
 		var err error
 		if old, err = db.readDoc(bk.b, lower); err != nil {
 			return err
@@ -227,7 +253,21 @@ func (bk *Bulk) Document(in *ImportedDocument) error {
 			return errorf(ErrInvalidInput, "Fix the document in the input", "document %q is not valid: %v", in.ID, err)
 		}
 	}
-	if err := db.writeDoc(bk.b, bk.b, d, nil); err != nil {
+	if ingest {
+		// writeDoc for a new document in a database without tombstones.
+		db.state.docs++
+		db.countCollection(d.Collection, 1)
+		ek := etagKey(d.Etag)
+		if !bk.ing.fits(ek) {
+			return fmt.Errorf("etag %d of document %q is not above the last one written", d.Etag, d.ID)
+		}
+		if err := bk.ing.add(dk, encodeDoc(d)); err != nil {
+			return err
+		}
+		if err := bk.ing.add(ek, etagValue(kindDocument, lower)); err != nil {
+			return err
+		}
+	} else if err := db.writeDoc(bk.b, bk.b, d, nil); err != nil {
 		return err
 	}
 	bk.counts.Documents++
@@ -270,6 +310,11 @@ func (bk *Bulk) Tombstone(t *ImportedTombstone) error {
 		return errorf(ErrInvalidInput, "Fix the tombstone in the input", "a tombstone's key is not a valid document ID: %v", err)
 	}
 	lower := LowerID(t.LowerID)
+	// A deletion looks documents up: what the ingester holds must be in
+	// the store first.
+	if err := bk.stopIngest(); err != nil {
+		return err
+	}
 	old, err := db.readDoc(bk.b, lower)
 	if err != nil {
 		return err
@@ -347,6 +392,9 @@ func (bk *Bulk) Commit() error {
 			bk.b.DeleteRange(blobStart(rec.id), blobEnd(rec.id), nil)
 		}
 	}
+	if err := bk.stopIngest(); err != nil {
+		return bk.fail(err)
+	}
 	if err := bk.flush(pebble.Sync); err != nil {
 		return bk.fail(err)
 	}
@@ -378,6 +426,10 @@ func (bk *Bulk) Abort() error {
 	bk.done = true
 	db := bk.db
 	defer db.mu.Unlock()
+	if bk.ing != nil {
+		bk.ing.abort()
+		bk.ing = nil
+	}
 	bk.b.Close()
 	if err := db.pdb.Close(); err != nil {
 		db.pdb = nil
@@ -387,11 +439,11 @@ func (bk *Bulk) Abort() error {
 	if err := recoverImport(db.dir); err != nil {
 		return err
 	}
-	pdb, err := openPebble(filepath.Join(db.dir, "db"), db.ring, db.name, false)
+	pdb, popts, err := openPebble(filepath.Join(db.dir, "db"), db.ring, db.name, false)
 	if err != nil {
 		return err
 	}
-	db.pdb = pdb
+	db.pdb, db.popts = pdb, popts
 	return db.load()
 }
 

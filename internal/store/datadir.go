@@ -368,7 +368,7 @@ func (d *DataDir) CreateDatabaseFrom(name string, opts CreateOptions, fill func(
 		if err := writeRecord(tmp, rec); err != nil {
 			return err
 		}
-		pdb, err := openPebble(filepath.Join(tmp, "db"), ring, name, true)
+		pdb, _, err := openPebble(filepath.Join(tmp, "db"), ring, name, true)
 		if err != nil {
 			return err
 		}

@@ -26,6 +26,9 @@ type DB struct {
 	rec  *record
 	ring *keyRing
 	pdb  *pebble.DB
+	// popts are the options pdb was opened with (its file system, table
+	// settings): imports write tables with them.
+	popts *pebble.Options
 
 	mu    sync.Mutex
 	state counters
@@ -108,10 +111,10 @@ func pebbleOptions(ring *keyRing) (*pebble.Options, error) {
 
 // openPebble opens the pebble store in dir; create makes a new one and
 // writes the database's identity.
-func openPebble(dir string, ring *keyRing, name string, create bool) (*pebble.DB, error) {
+func openPebble(dir string, ring *keyRing, name string, create bool) (*pebble.DB, *pebble.Options, error) {
 	opts, err := pebbleOptions(ring)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts.ErrorIfNotExists = !create
 	opts.ErrorIfExists = create
@@ -119,16 +122,16 @@ func openPebble(dir string, ring *keyRing, name string, create bool) (*pebble.DB
 	defer opts.Cache.Unref()
 	pdb, err := pebble.Open(dir, opts)
 	if err != nil {
-		return nil, errorf(ErrDatabaseDamaged, "If the database is encrypted, check that it is opened with its own key; otherwise restore it from a backup",
+		return nil, nil, errorf(ErrDatabaseDamaged, "If the database is encrypted, check that it is opened with its own key; otherwise restore it from a backup",
 			"cannot open the storage of database %q: %v", name, err)
 	}
 	if create {
 		if _, err := setIdentity(pdb); err != nil {
 			pdb.Close()
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return pdb, nil
+	return pdb, opts, nil
 }
 
 // setIdentity gives a store a new random database id (22 base64
@@ -158,11 +161,11 @@ func openDB(dir string, rec *record, ring *keyRing) (*DB, error) {
 	if err := recoverImport(dir); err != nil {
 		return nil, err
 	}
-	pdb, err := openPebble(filepath.Join(dir, "db"), ring, rec.Name, false)
+	pdb, popts, err := openPebble(filepath.Join(dir, "db"), ring, rec.Name, false)
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{name: rec.Name, dir: dir, rec: rec, ring: ring, pdb: pdb}
+	db := &DB{name: rec.Name, dir: dir, rec: rec, ring: ring, pdb: pdb, popts: popts}
 	if err := db.load(); err != nil {
 		pdb.Close()
 		return nil, err
