@@ -233,15 +233,28 @@ type Tx struct {
 // to the database wait while fn runs.
 func (db *DB) Update(fn func(tx *Tx) error) error {
 	db.mu.Lock()
-	defer db.mu.Unlock()
 	saved := db.state.clone()
 	b := db.pdb.NewIndexedBatch()
-	defer b.Close()
 	if err := fn(&Tx{db: db, b: b}); err != nil {
 		db.state = saved
+		db.mu.Unlock()
+		b.Close()
 		return err
 	}
-	return db.commit(b)
+	// The batch is applied under the lock, so changes become visible in
+	// etag order (an incremental backup relies on it), but the wait for
+	// the WAL's fsync happens outside it: writers that queue up meanwhile
+	// share one fsync. Each still returns only once its change is durable;
+	// as with any pebble write, others may read it a moment before.
+	err := db.apply(b)
+	db.mu.Unlock()
+	if err == nil {
+		if err = b.SyncWait(); err != nil {
+			err = fmt.Errorf("database %q: write failed: %w", db.name, err)
+		}
+	}
+	b.Close()
+	return err
 }
 
 func (c counters) clone() counters {
@@ -373,6 +386,19 @@ func (db *DB) deleteDoc(b *pebble.Batch, r pebble.Reader, old *Document, changeV
 // commit writes b with the counters and syncs it. Called with mu held. On
 // failure the in-memory counters are reloaded from disk, since the batch
 // that changed them did not land.
+// apply is commit without the wait for the fsync: the caller must call
+// b.SyncWait when it returns nil.
+func (db *DB) apply(b *pebble.Batch) error {
+	db.writeCounters(b)
+	if err := db.pdb.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		if lerr := db.load(); lerr != nil {
+			return fmt.Errorf("write failed (%v) and the database state could not be reloaded: %w", err, lerr)
+		}
+		return fmt.Errorf("database %q: write failed: %w", db.name, err)
+	}
+	return nil
+}
+
 func (db *DB) commit(b *pebble.Batch) error {
 	db.writeCounters(b)
 	if err := b.Commit(pebble.Sync); err != nil {
