@@ -23,6 +23,7 @@ func newBackupRunCmd(g *globals) *cobra.Command {
 	var typ, mode, keyFile, compression string
 	var to, recipients []string
 	var asJSON, incremental bool
+	var concurrency int
 	cmd := &cobra.Command{
 		Use:   "run DB --to DIR|URL [--incremental]",
 		Short: "Make a full or incremental backup, or a snapshot, of a database",
@@ -69,6 +70,9 @@ server's machine; --key-file is read here and its key sent over TLS.`,
 			if len(to) == 0 {
 				return usagef("no destination was given. Give a folder or a URL with --to")
 			}
+			if concurrency < 1 || concurrency > 64 {
+				return usagef("--concurrency %d is not between 1 and 64. Give 1 to keep the backup on one core", concurrency)
+			}
 			if mode != "" {
 				if _, err := backup.ParseMode(mode); err != nil {
 					return &usageError{msg: err.Error()}
@@ -89,7 +93,7 @@ server's machine; --key-file is read here and its key sent over TLS.`,
 				start := time.Now()
 				bar := newByteBar(cmd, "backup "+db.Name(), -1)
 				res, err := backup.Run(db, backup.Options{
-					To: to, Type: t, Compression: c, Incremental: incremental,
+					To: to, Type: t, Compression: c, Incremental: incremental, Concurrency: concurrency,
 					Encryption: backup.Request{Mode: mode, KeyFile: keyFile, Recipients: recipients},
 					Progress:   bar.set,
 					Documents:  &bar.docs,
@@ -127,6 +131,7 @@ server's machine; --key-file is read here and its key sent over TLS.`,
 	}
 	cmd.Flags().StringArrayVar(&to, "to", nil, "folder (created if missing) or s3://, azblob://, gs:// URL that receives the backup (repeatable)")
 	cmd.Flags().BoolVar(&incremental, "incremental", false, "add the changes since the newest chain's last file to that chain")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 2, "goroutines that compress a logical backup; 1 keeps it on one core")
 	cmd.Flags().StringVar(&typ, "type", "logical", "logical or snapshot")
 	cmd.Flags().StringVar(&mode, "encryption", "", "none, database, key or recipients (default: database for an encrypted database, else none)")
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "key for --encryption key (base64 of 32 bytes, mode 0600); alone, it implies --encryption key")

@@ -37,6 +37,10 @@ type Options struct {
 	Progress func(stored int64)
 	// Documents, when set, counts the documents written as they go.
 	Documents *atomic.Int64
+	// Concurrency caps the goroutines that compress a logical backup: 1
+	// keeps the whole backup on one core (a server does, to leave the
+	// other to requests); 0 is the default, 2.
+	Concurrency int
 }
 
 // Result describes a finished backup.
@@ -334,7 +338,7 @@ func writeFile(ctx context.Context, db *store.DB, stores []destination.Store, ch
 		err = writeSnapshot(db, out, entry)
 	} else {
 		var wr store.WalkResult
-		wr, err = dump.ExportCounting(db, out, opts.Compression, since, opts.Documents)
+		wr, err = dump.ExportWith(db, out, dump.ExportOptions{Compression: opts.Compression, Since: since, Documents: opts.Documents, Concurrency: opts.Concurrency})
 		entry.ToEtag, entry.Documents, entry.Tombstones = wr.LastEtag, wr.Documents, wr.Tombstones
 		entry.Attachments = wr.Attachments
 	}

@@ -65,6 +65,9 @@ type ImportOptions struct {
 	// Restores use it, so that a database comes back with its backup
 	// tasks.
 	KeepRecord bool
+	// Documents, when set, counts the documents read, for progress
+	// reports from another goroutine.
+	Documents *atomic.Int64
 }
 
 // ImportWith is Import with options.
@@ -73,7 +76,7 @@ func ImportWith(db *store.DB, r io.Reader, opts ImportOptions) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	imp := &importer{bulk: bulk, res: &Result{Skipped: map[string]int{}}}
+	imp := &importer{bulk: bulk, res: &Result{Skipped: map[string]int{}}, docs: opts.Documents}
 	var h smuggler.Handler = imp
 	if opts.KeepRecord {
 		h = &recordImporter{imp}
@@ -143,17 +146,30 @@ func (h *importer) Skipped(section string, items int) error {
 // DatabaseRecord that holds them, as RavenDB's exports do, so that every
 // backup file carries the configuration of its time.
 func Export(db *store.DB, w io.Writer, c smuggler.Compression, since uint64) (store.WalkResult, error) {
-	return ExportCounting(db, w, c, since, nil)
+	return ExportWith(db, w, ExportOptions{Compression: c, Since: since})
 }
 
-// ExportCounting is Export that adds every document written to docs (when
-// not nil), for progress reports from another goroutine.
-func ExportCounting(db *store.DB, w io.Writer, c smuggler.Compression, since uint64, docs *atomic.Int64) (store.WalkResult, error) {
+// ExportOptions configures ExportWith.
+type ExportOptions struct {
+	Compression smuggler.Compression
+	// Since exports the changes after this etag (0: everything).
+	Since uint64
+	// Documents, when set, counts the documents written, for progress
+	// reports from another goroutine.
+	Documents *atomic.Int64
+	// Concurrency is how many goroutines compress (0: the default, 2; 1
+	// keeps the whole export on one core).
+	Concurrency int
+}
+
+// ExportWith is Export with options.
+func ExportWith(db *store.DB, w io.Writer, opts ExportOptions) (store.WalkResult, error) {
+	since, docs := opts.Since, opts.Documents
 	rec, err := record(db)
 	if err != nil {
 		return store.WalkResult{}, err
 	}
-	cw, err := smuggler.Compress(w, c)
+	cw, err := smuggler.CompressConcurrency(w, opts.Compression, opts.Concurrency)
 	if err != nil {
 		return store.WalkResult{}, err
 	}

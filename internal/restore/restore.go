@@ -134,7 +134,7 @@ func importFiles(db *store.DB, t *Target, files []backup.FileEntry, opts Options
 		}
 		// The files' DatabaseRecord brings the database's backup tasks
 		// back; each file carries the configuration of its time.
-		got, ierr := dump.ImportWith(db, s.plain, dump.ImportOptions{KeepRecord: true})
+		got, ierr := dump.ImportWith(db, s.plain, dump.ImportOptions{KeepRecord: true, Documents: opts.Documents})
 		if err := s.finish(ierr); err != nil {
 			return err
 		}

@@ -159,13 +159,23 @@ func damagedCompression(kind string, err error) error {
 // Compress returns a writer that compresses into w. Close flushes the
 // compressor and ends its stream; it does not close w.
 func Compress(w io.Writer, c Compression) (io.WriteCloser, error) {
+	return CompressConcurrency(w, c, zstdConcurrency)
+}
+
+// CompressConcurrency is Compress with zstd running n goroutines; 1
+// compresses in the writing goroutine, so that a backup keeps to one core.
+// gzip always runs in the writing goroutine.
+func CompressConcurrency(w io.Writer, c Compression, n int) (io.WriteCloser, error) {
+	if n < 1 {
+		n = zstdConcurrency
+	}
 	switch c {
 	case None:
 		return nopWriteCloser{w}, nil
 	case Gzip:
 		return gzip.NewWriterLevel(w, gzipLevel)
 	case Zstd:
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstdLevel), zstd.WithEncoderConcurrency(zstdConcurrency))
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstdLevel), zstd.WithEncoderConcurrency(n))
 	}
 	return nil, fmt.Errorf("unknown compression %d. Use zstd, gzip or none", int(c))
 }
