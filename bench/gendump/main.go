@@ -4,10 +4,16 @@
 // The content is pseudo-random but shaped like the shared media_subset dump:
 // artists, titles and tags are drawn with a Zipf skew from a generated
 // vocabulary, so gzip compresses it about as much as real data (4-6x), not
-// 100x. The output is a pure function of -n and -seed. Memory is constant:
-// documents are written one at a time through a buffered gzip stream.
+// 100x. The output is a pure function of -n, -first and -seed. Memory is
+// constant: documents are written one at a time through a buffered gzip
+// stream.
+//
+// Ids are lastfm/FIRST .. lastfm/FIRST+N-1 (-first, default 1). Importing a
+// dump made with another -seed over a database of the same ids changes those
+// documents' content (bench/incremental.sh changes 1% of a database so).
 //
 //	go run ./bench/gendump -n 1000000 -o /tmp/big.ravendbdump
+//	go run ./bench/gendump -n 10000 -first 20001 -seed 7 -o /tmp/change.ravendbdump
 package main
 
 import (
@@ -26,20 +32,21 @@ import (
 func main() {
 	n := flag.Int("n", 1000000, "number of documents")
 	out := flag.String("o", "", "output file (.ravendbdump)")
+	first := flag.Int("first", 1, "id number of the first document (lastfm/FIRST)")
 	seed := flag.Uint64("seed", 1, "PRNG seed")
 	level := flag.Int("level", gzip.DefaultCompression, "gzip level")
 	flag.Parse()
-	if *out == "" || *n < 0 {
-		fmt.Fprintln(os.Stderr, "usage: gendump -n DOCS -o FILE.ravendbdump")
+	if *out == "" || *n < 0 || *first < 1 {
+		fmt.Fprintln(os.Stderr, "usage: gendump -n DOCS [-first ID] [-seed S] -o FILE.ravendbdump")
 		os.Exit(2)
 	}
-	if err := run(*n, *out, *seed, *level); err != nil {
+	if err := run(*n, *first, *out, *seed, *level); err != nil {
 		fmt.Fprintln(os.Stderr, "gendump:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, path string, seed uint64, level int) error {
+func run(n, first int, path string, seed uint64, level int) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -56,9 +63,9 @@ func run(n int, path string, seed uint64, level int) error {
 	var raw int64
 	w.WriteString(`{"BuildVersion":41004,"Docs":[`)
 	buf := make([]byte, 0, 4096)
-	for i := 1; i <= n; i++ {
+	for i := first; i < first+n; i++ {
 		buf = buf[:0]
-		if i > 1 {
+		if i > first {
 			buf = append(buf, ',')
 		}
 		buf = g.doc(buf, i)
