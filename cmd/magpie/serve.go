@@ -86,8 +86,12 @@ unsecured, tls-cert, tls-key, tls-client-ca) and from MAGPIE_LISTEN,
 MAGPIE_HOSTNAME (comma-separated), MAGPIE_UNSECURED, MAGPIE_TLS_CERT,
 MAGPIE_TLS_KEY and MAGPIE_TLS_CLIENT_CA; flags win over variables, which win
 over the file. SIGTERM or SIGINT stops the server after the running requests
-finish (at most 30 s). GET /metrics serves Prometheus metrics to any
-registered client certificate.`,
+finish (at most 30 s); running backups are aborted and leave nothing behind.
+GET /metrics serves Prometheus metrics to any registered client certificate.
+
+Backup tasks (magpie backup task add) run on their schedules while magpie
+serve runs, and only then; a run that fell due while the server was down
+runs when it starts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := resolveServeConfig(cmd, flags, configFile)
@@ -288,7 +292,7 @@ func runServe(cmd *cobra.Command, g *globals, cfg serveConfig) error {
 	}
 	defer ln.Close()
 
-	data, err := g.openDataDir(true)
+	data, err := g.openDataDirCache(true, 0) // the store's default cache
 	if err != nil {
 		return err
 	}
@@ -360,6 +364,11 @@ func runServe(cmd *cobra.Command, g *globals, cfg serveConfig) error {
 	}
 
 	m := newServeMetrics()
+	if err := srv.RegisterMetrics(m.reg); err != nil {
+		return err
+	}
+	// Backup tasks run on their schedules only here, under magpie serve.
+	srv.StartScheduler()
 	handler := m.instrument(srv.Handler(), log)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metrics" {

@@ -413,13 +413,30 @@ func TestBackupRequestsRefused(t *testing.T) {
 			`BackupEncryptionSettings.EncryptionMode "Rot13" is not known.`},
 		{"bad recipient", "/databases/plain/admin/backup", map[string]any{"LocalSettings": local, "BackupEncryptionSettings": map[string]any{"MagpieRecipients": []string{"age1nope"}}}, 400,
 			"MagpieRecipients entry 1 is not a valid age public key."},
-		{"no folder", "/databases/plain/admin/backup", map[string]any{"BackupType": "Backup"}, 400, "LocalSettings.FolderPath is missing."},
+		{"no folder", "/databases/plain/admin/backup", map[string]any{"BackupType": "Backup"}, 400, "LocalSettings.FolderPath is missing and no other destination was given."},
 		{"relative folder", "/databases/plain/admin/backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": "backups"}}, 400, `LocalSettings.FolderPath "backups" is not an absolute path.`},
-		{"s3", "/databases/plain/admin/backup", map[string]any{"LocalSettings": local, "S3Settings": map[string]any{"BucketName": "b"}}, 501, "S3Settings: uploading backups to S3 is not supported by magpie yet."},
+		{"s3 credentials", "/databases/plain/admin/backup", map[string]any{"LocalSettings": local, "S3Settings": map[string]any{"BucketName": "b", "AwsSecretKey": "s3cr3t"}}, 400,
+			"S3Settings.AwsSecretKey was given, but magpie takes storage credentials only from its environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the AWS credentials file (AWS_PROFILE, ~/.aws/credentials)), never from a request, so that they are never stored in the database record or a backup. Leave it out."},
+		{"task with azure credentials", "/databases/plain/admin/periodic-backup", map[string]any{"AzureSettings": map[string]any{"StorageContainer": "c", "AccountKey": "k"}}, 400,
+			"AzureSettings.AccountKey was given, but magpie takes storage credentials only from its environment"},
+		{"task with google credentials", "/databases/plain/admin/periodic-backup", map[string]any{"GoogleCloudSettings": map[string]any{"BucketName": "b", "GoogleCredentialsJson": "{}"}}, 400,
+			"GoogleCloudSettings.GoogleCredentialsJson was given, but magpie takes storage credentials only from its environment"},
+		{"credentials in a url", "/databases/plain/admin/periodic-backup", map[string]any{"MagpieDestinations": []string{"s3://AKIA:s3cr3t@b/x"}}, 400,
+			"MagpieDestinations entry 1: s3://REDACTED@b/x holds credentials, and magpie never stores credentials."},
+		{"glacier", "/databases/plain/admin/backup", map[string]any{"LocalSettings": local, "GlacierSettings": map[string]any{"VaultName": "v"}}, 501, "GlacierSettings: uploading backups to Glacier is not supported by magpie."},
+		{"full cron", "/databases/plain/admin/periodic-backup", map[string]any{"LocalSettings": local, "FullBackupFrequency": "61 * * * *"}, 400,
+			`FullBackupFrequency "61 * * * *" is not a cron expression (end of range (61) above maximum (59): 61). Give five fields, minute hour day-of-month month day-of-week, such as "0 2 * * *", or a descriptor such as @daily or "@every 1h".`},
+		{"incremental cron", "/databases/plain/admin/periodic-backup", map[string]any{"LocalSettings": local, "IncrementalBackupFrequency": "every hour"}, 400,
+			`IncrementalBackupFrequency "every hour" is not a cron expression (expected exactly 5 fields, found 2: [every hour]).`},
+		{"short retention", "/databases/plain/admin/periodic-backup", map[string]any{"LocalSettings": local, "RetentionPolicy": map[string]any{"Disabled": false, "MinimumBackupAgeToKeep": "00:00:10"}}, 400,
+			"RetentionPolicy.MinimumBackupAgeToKeep: retention minimum age 10s is shorter than a minute, which would delete chains while they are still being extended. Give at least 1m."},
+		{"key and key file", "/databases/plain/admin/periodic-backup", map[string]any{"LocalSettings": local, "BackupEncryptionSettings": map[string]any{"Key": key.Base64(), "MagpieKeyFile": "/k"}}, 400,
+			"BackupEncryptionSettings.Key and BackupEncryptionSettings.MagpieKeyFile were both given. Give one of them."},
 		{"unknown type", "/databases/plain/admin/backup", map[string]any{"BackupType": "Full", "LocalSettings": local}, 400, `BackupType "Full" is not known.`},
 		{"not json", "/databases/plain/admin/backup", []byte("{"), 400, "The request body is not valid JSON"},
 		{"missing database", "/databases/nope/admin/backup", map[string]any{"LocalSettings": local}, 503, "Database 'nope' wasn't found"},
-		{"incremental", "/databases/plain/admin/backup/database?isFullBackup=false&taskId=1", nil, 501, "Incremental backups through the API are not supported by magpie yet."},
+		{"incremental of no task", "/databases/plain/admin/backup/database?isFullBackup=false&taskId=1", nil, 400, "Backup task 1 does not exist in database plain."},
+		{"full flag", "/databases/plain/admin/backup/database?isFullBackup=maybe&taskId=1", nil, 400, `IsFullBackup "maybe" is not true or false.`},
 		{"unknown task", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=7", nil, 400, "Backup task 7 does not exist in database plain."},
 		{"bad task id", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=x", nil, 400, `TaskId "x" is not a backup task id.`},
 		{"update unknown task", "/databases/plain/admin/periodic-backup", map[string]any{"TaskId": 5, "LocalSettings": local}, 400, "Backup task 5 does not exist in database plain."},
@@ -427,10 +444,16 @@ func TestBackupRequestsRefused(t *testing.T) {
 		{"restore without name", "/admin/restore/database", map[string]any{"BackupLocation": f.backups}, 400, "DatabaseName is missing."},
 		{"restore bad name", "/admin/restore/database", map[string]any{"DatabaseName": "a/b", "BackupLocation": f.backups}, 400, `The database name "a/b" is not valid`},
 		{"restore bad key", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": f.backups, "EncryptionKey": "c2hvcnQ="}, 400, "EncryptionKey: the key decodes to 5 bytes, not 32"},
-		{"restore from s3", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": f.backups, "Type": "S3"}, 501, "Restoring from S3 is not supported by magpie yet."},
+		{"restore from s3 with credentials", "/admin/restore/database", map[string]any{"DatabaseName": "x", "Type": "S3", "Settings": map[string]any{"BucketName": "b", "AwsSecretKey": "s"}}, 400,
+			"Settings.AwsSecretKey was given, but magpie takes storage credentials only from its environment"},
+		{"restore from s3 without settings", "/admin/restore/database", map[string]any{"DatabaseName": "x", "Type": "S3"}, 400, "Settings (S3Settings) is missing. Give the S3Settings of the backups' bucket."},
+		{"restore from ftp", "/admin/restore/database", map[string]any{"DatabaseName": "x", "Type": "Ftp", "Settings": map[string]any{}}, 501, `Type "Ftp" is not supported by magpie. Use Local, S3, Azure or GoogleCloud.`},
+		{"restore relative", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": "backups"}, 400, `BackupLocation "backups" is not an absolute path.`},
 		{"restore data directory", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": f.backups, "DataDirectory": "/x"}, 400, "DataDirectory is not supported by magpie"},
 		{"restore missing identity", "/admin/restore/database", map[string]any{"DatabaseName": "x", "BackupLocation": f.backups, "MagpieIdentity": filepath.Join(f.root, "id.txt")}, 400, "Cannot read identity file"},
-		{"restore points from s3", "/admin/restore/points?type=S3", map[string]any{"FolderPath": f.backups}, 501, "Restore points from S3 are not supported by magpie yet."},
+		{"restore points from s3 without a bucket", "/admin/restore/points?type=S3", map[string]any{"RemoteFolderName": "x"}, 400, "BucketName is missing. Give the bucket of the backups."},
+		{"restore points with credentials", "/admin/restore/points?type=Azure", map[string]any{"StorageContainer": "c", "SasToken": "t"}, 400, "SasToken was given, but magpie takes storage credentials only from its environment"},
+		{"restore points from glacier", "/admin/restore/points?type=Glacier", map[string]any{}, 501, `Type "Glacier" is not supported by magpie.`},
 		{"delete other task type", "/databases/plain/admin/tasks?id=1&type=Replication", nil, 501, `Ongoing tasks of type "Replication" are not supported by magpie`},
 	}
 	for _, c := range cases {
@@ -469,17 +492,24 @@ func TestBackupTasksPersist(t *testing.T) {
 	if st := f.wait("/databases/plain/operations/state", out["OperationId"]); st["Status"] != "Completed" {
 		t.Fatalf("backup: %v", st)
 	}
+	// The task is in the database record, without its key; its status is
+	// the server's.
+	db, err := f.srv.openDB("plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := db.Setting("PeriodicBackups")
+	if err != nil || bytes.Contains(rec, []byte(taskKey.Base64())) || !bytes.Contains(rec, []byte(taskKey.Fingerprint())) || !bytes.Contains(rec, []byte("*/10 * * * *")) {
+		t.Fatalf("record %s %v", rec, err)
+	}
 	path := filepath.Join(f.data.Path(), "backup-tasks", "plain.json")
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("tasks file %v %v", fi, err)
+		t.Fatalf("status file %v %v", fi, err)
 	}
 	raw, _ := os.ReadFile(path)
-	if bytes.Contains(raw, []byte(taskKey.Base64())) || !bytes.Contains(raw, []byte(taskKey.Fingerprint())) {
-		t.Fatalf("tasks file holds the key in clear, or not its fingerprint: %s", raw)
-	}
-	if !bytes.Contains(raw, []byte("*/10 * * * *")) {
-		t.Fatalf("tasks file lost the frequency: %s", raw)
+	if bytes.Contains(raw, []byte(taskKey.Base64())) || bytes.Contains(raw, []byte("*/10 * * * *")) || !bytes.Contains(raw, []byte(`"Format": 2`)) {
+		t.Fatalf("status file holds the key or the task: %s", raw)
 	}
 
 	f.restart()
@@ -487,44 +517,115 @@ func TestBackupTasksPersist(t *testing.T) {
 	if !wireDate.MatchString(status["LastFullBackup"].(string)) || status["IsEncrypted"] != true {
 		t.Fatalf("status after restart %v", status)
 	}
+	info := f.mustCall(200, "GET", "/databases/plain/task?key=1&type=Backup", nil)
+	if info["TaskName"] != "keyed" || info["MagpieKeyInMemory"] != false || info["IsEncrypted"] != true {
+		t.Fatalf("task after restart %v", info)
+	}
 	// The provided key did not survive the restart: the task says so.
 	code, out := f.call("POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=1", nil)
-	if code != 400 || !strings.Contains(out["Error"].(string), "is kept in memory only, and the server restarted since it was given") {
+	if code != 400 || !strings.HasPrefix(out["Error"].(string), "The key of backup task 1 (fingerprint "+taskKey.Fingerprint()+") is kept in memory only, and the server restarted since it was given.") {
 		t.Fatalf("%d %v", code, out)
 	}
-	// Updating the task with its key again makes it run; new tasks go on
-	// from the next id.
+	// Updating the task with its key again makes it run; an update that
+	// leaves the key out keeps the one the server holds.
 	f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{
 		"TaskId": 1, "LocalSettings": map[string]any{"FolderPath": f.backups},
 		"BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey", "Key": taskKey.Base64()},
+	})
+	f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{
+		"TaskId": 1, "Name": "keyed", "LocalSettings": map[string]any{"FolderPath": f.backups},
+		"BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey"},
 	})
 	out = f.mustCall(200, "POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=1", nil)
 	if st := f.wait("/databases/plain/operations/state", out["OperationId"]); st["Status"] != "Completed" {
 		t.Fatalf("backup after update: %v", st)
 	}
-	if out := f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": f.backups}}); out["TaskId"] != 2.0 {
+	// A task whose key is a file on the server's machine keeps working
+	// across restarts.
+	keyFile := filepath.Join(f.root, "task.key")
+	if err := os.WriteFile(keyFile, []byte(taskKey.Base64()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{
+		"Name": "from file", "LocalSettings": map[string]any{"FolderPath": f.backups},
+		"BackupEncryptionSettings": map[string]any{"MagpieKeyFile": keyFile},
+	}); out["TaskId"] != 2.0 {
 		t.Fatalf("next task %v", out)
 	}
-	// Disabled tasks do not run; deleted tasks are gone.
-	f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{"TaskId": 2, "Disabled": true, "LocalSettings": map[string]any{"FolderPath": f.backups}})
-	f.mustCall(400, "POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=2", nil)
+	f.restart()
+	out = f.mustCall(200, "POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=2", nil)
+	if st := f.wait("/databases/plain/operations/state", out["OperationId"]); st["Status"] != "Completed" || st["Result"].(map[string]any)["MagpieEncryption"] != "key" {
+		t.Fatalf("backup with a key file: %v", st)
+	}
+	// Disabled tasks do not run on request; deleted tasks are gone, with
+	// their status.
+	f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{"TaskId": 2, "Disabled": true, "LocalSettings": map[string]any{"FolderPath": f.backups},
+		"BackupEncryptionSettings": map[string]any{"MagpieKeyFile": keyFile}})
+	code, out = f.call("POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=2", nil)
+	if code != 400 || out["Error"] != "Backup task 2 (from file) is disabled. Enable it (Disabled: false) with UpdatePeriodicBackupOperation first." {
+		t.Fatalf("disabled task run: %d %v", code, out)
+	}
+	f.mustCall(200, "POST", "/databases/plain/admin/tasks/state?key=2&type=Backup&disable=false", nil)
+	if info := f.mustCall(200, "GET", "/databases/plain/task?taskName=FROM%20FILE&type=Backup", nil); info["TaskState"] != "Enabled" {
+		t.Fatalf("after enabling %v", info)
+	}
 	f.mustCall(200, "DELETE", "/databases/plain/admin/tasks?id=2&type=Backup", nil)
 	f.mustCall(400, "GET", "/periodic-backup/status?name=plain&taskId=2", nil)
+	f.mustCall(404, "GET", "/databases/plain/task?key=2&type=Backup", nil)
+	raw, _ = os.ReadFile(path)
+	if bytes.Contains(raw, []byte(`"2"`)) || !bytes.Contains(raw, []byte(`"1"`)) {
+		t.Fatalf("status file after delete: %s", raw)
+	}
 
-	// A database created again under the same name has no tasks, even
-	// when its tasks file was left behind.
+	// A database created again under the same name has no tasks, and the
+	// status left behind is not its.
 	if err := f.srv.dropDatabase("plain"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("status file after the database was deleted: %v", err)
+	}
 	f.createDB("plain", nil)
 	f.mustCall(400, "GET", "/periodic-backup/status?name=plain&taskId=1", nil)
+	if list := f.mustCall(200, "GET", "/databases/plain/tasks", nil)["OngoingTasks"].([]any); len(list) != 0 {
+		t.Fatalf("tasks of the new database %v", list)
+	}
 	if out := f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{"LocalSettings": map[string]any{"FolderPath": f.backups}}); out["TaskId"] != 1.0 {
 		t.Fatalf("first task of the new database %v", out)
 	}
-	// dropBackupState removes them.
-	f.srv.dropBackupState("plain")
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Fatalf("tasks file after dropBackupState: %v", err)
+}
+
+// TestBackupTasksMigrate reads a tasks file of the format before tasks
+// moved into the database record.
+func TestBackupTasksMigrate(t *testing.T) {
+	f := newBackupFix(t)
+	f.createDB("old", nil)
+	db, err := f.srv.openDB("old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := map[string]any{"Format": 1, "Database": "old", "DatabaseId": db.ID(), "NextTaskId": 2, "Tasks": []any{map[string]any{
+		"TaskId": 1, "Name": "nightly", "BackupType": "Backup", "FullBackupFrequency": "0 3 * * *", "FolderPath": f.backups,
+		"Encryption": "none", "Compression": "gzip", "CreatedAt": "2026-12-01T10:00:00.0000000Z",
+		"Status": map[string]any{"TaskId": 1, "LastFullBackup": "2026-12-02T03:00:00.0000000Z", "LastEtag": 6},
+	}}}
+	raw, _ := json.Marshal(old)
+	path := filepath.Join(f.data.Path(), "backup-tasks", "old.json")
+	os.MkdirAll(filepath.Dir(path), 0o700)
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info := f.mustCall(200, "GET", "/databases/old/task?key=1&type=Backup", nil)
+	cfg := info["MagpieConfiguration"].(map[string]any)
+	if info["TaskName"] != "nightly" || cfg["FullBackupFrequency"] != "0 3 * * *" || cfg["MagpieCompression"] != "gzip" ||
+		cfg["LocalSettings"].(map[string]any)["FolderPath"] != f.backups || info["LastFullBackup"] != "2026-12-02T03:00:00.0000000Z" {
+		t.Fatalf("migrated task %v", info)
+	}
+	if rec, _ := db.Setting("PeriodicBackups"); !bytes.Contains(rec, []byte(`"nightly"`)) {
+		t.Fatalf("record %s", rec)
+	}
+	if raw, _ := os.ReadFile(path); !bytes.Contains(raw, []byte(`"Format": 2`)) {
+		t.Fatalf("status file not rewritten: %s", raw)
 	}
 }
 

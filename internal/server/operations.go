@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -238,6 +237,8 @@ func (o *operations) cancelWhere(cause error, match func(*operation) bool) {
 // finishes its pass and then removes the database it created. Call it
 // before closing the data dir.
 func (s *Server) CancelOperations() {
+	// The scheduler goes first, so that it starts no run meanwhile.
+	s.stopScheduler()
 	o := s.extras().ops
 	o.mu.Lock()
 	o.closed = true
@@ -258,17 +259,16 @@ func (s *Server) cancelDatabaseOperations(name string) {
 
 // dropBackupState prepares the deletion of database name: it cancels the
 // running operations on it, waits for them to end, and forgets its backup
-// tasks (in memory and DATA/backup-tasks/NAME.json). Call it before closing
-// and deleting the database, without holding s.mu.
+// tasks' state (in memory, DATA/backup-tasks/NAME.json and the metrics;
+// the tasks themselves go with the database). Call it before closing and
+// deleting the database, without holding s.mu.
 func (s *Server) dropBackupState(name string) {
 	s.cancelDatabaseOperations(name)
-	ts := s.extras().tasks
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	delete(ts.dbs, lower(name))
-	if err := os.Remove(ts.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.log.Warn("cannot remove the backup tasks of a deleted database", "db", name, "err", err)
+	if err := s.extras().tasks.forget(name); err != nil {
+		s.log.Warn("cannot remove the backup task status of a deleted database", "db", name, "err", err)
 	}
+	s.extras().metrics.forget(name, 0)
+	s.extras().sched.poke()
 }
 
 // operationRoutes registers the state and kill routes, database-level and

@@ -68,7 +68,7 @@ var credentialHelp = map[string]string{
 // CredentialError refuses a storage credential in a request.
 func CredentialError(field string) error {
 	settings, _, _ := strings.Cut(field, ".")
-	return fmt.Errorf("%s was given, and magpie never stores storage credentials in the database record. Leave it out: magpie takes them from its environment (%s)", field, credentialHelp[settings])
+	return fmt.Errorf("%s was given, but magpie takes storage credentials only from its environment (%s), never from a request, so that they are never stored in the database record or a backup. Leave it out", field, credentialHelp[settings])
 }
 
 // Parse reads a PeriodicBackupConfiguration (or BackupConfiguration, for
@@ -299,7 +299,7 @@ func bucketURL(settings, bucketField, scheme, bucket, folder string, q url.Value
 		if scheme == "azblob" {
 			noun = "container"
 		}
-		return "", fmt.Errorf("%s.%s is missing. Give the %s that receives the backups", settings, bucketField, noun)
+		return "", fmt.Errorf("%s.%s is missing. Give the %s of the backups", settings, bucketField, noun)
 	}
 	if strings.ContainsAny(bucket, "/?#@ ") {
 		return "", fmt.Errorf("%s.%s %q is not a bucket name. Give the name alone, and a folder inside it in RemoteFolderName", settings, bucketField, bucket)
@@ -410,4 +410,56 @@ func ParseAge(s string) (time.Duration, error) {
 		return d, nil
 	}
 	return time.ParseDuration(s)
+}
+
+// settingsFields are RavenDB's restore types and the settings object each
+// takes.
+var settingsFields = map[string]string{"s3": "S3Settings", "azure": "AzureSettings", "googlecloud": "GoogleCloudSettings"}
+
+// SettingsLocation reads the settings of one cloud destination as a
+// restore request (RestoreFromS3Configuration.Settings, ...) or a restore
+// point query (the body of POST /admin/restore/points?type=S3) carries
+// them: typ is S3, Azure or GoogleCloud. It returns the destination's
+// location (a URL) and refuses credentials like Parse. field names the
+// settings in errors ("Settings"; "" when they are the whole body).
+func SettingsLocation(typ string, raw []byte, field string) (string, error) {
+	name, ok := settingsFields[strings.ToLower(typ)]
+	if !ok {
+		return "", &UnsupportedError{fmt.Sprintf("type %q is not supported by magpie. Use Local, S3, Azure or GoogleCloud", typ)}
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", fmt.Errorf("%s is missing. Give the %s of the backups' bucket", strings.TrimSpace(field+" ("+name+")"), name)
+	}
+	var on struct{ Disabled bool }
+	if err := json.Unmarshal(raw, &on); err != nil {
+		return "", fmt.Errorf("%s is not a JSON object", field)
+	}
+	if on.Disabled {
+		return "", fmt.Errorf("%s is disabled. Give enabled settings", field)
+	}
+	body, err := json.Marshal(map[string]json.RawMessage{name: raw})
+	if err != nil {
+		return "", fmt.Errorf("%s is not a JSON object", field)
+	}
+	reword := func(err error) error {
+		var ue *UnsupportedError
+		prefix := ""
+		if field != "" {
+			prefix = field + "."
+		}
+		msg := strings.ReplaceAll(err.Error(), name+".", prefix)
+		if errors.As(err, &ue) {
+			return &UnsupportedError{msg}
+		}
+		return errors.New(msg)
+	}
+	c, _, err := Parse(body)
+	if err != nil {
+		return "", reword(err)
+	}
+	dests, err := c.Destinations()
+	if err != nil {
+		return "", reword(err)
+	}
+	return dests[0], nil
 }
