@@ -24,7 +24,16 @@ type globals struct {
 // commands that make something do that, so a typo in --data is reported
 // instead of silently creating an empty data dir).
 func (g *globals) openDataDir(create bool) (*store.DataDir, error) {
-	d, err := store.Open(store.Options{Dir: g.dataDir, MasterKeyFile: g.masterKey, Create: create})
+	return g.openDataDirCache(create, oneShotCacheBytes)
+}
+
+// oneShotCacheBytes is the block cache of a database opened by a command
+// that runs once: a backup, restore or import reads most blocks once, so
+// a small cache keeps their memory low. `serve` keeps the default.
+const oneShotCacheBytes = 32 << 20
+
+func (g *globals) openDataDirCache(create bool, cacheBytes int64) (*store.DataDir, error) {
+	d, err := store.Open(store.Options{Dir: g.dataDir, MasterKeyFile: g.masterKey, Create: create, CacheBytes: cacheBytes})
 	if err != nil {
 		return nil, servedDataDirError(g.dataDir, err)
 	}

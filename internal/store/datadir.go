@@ -51,6 +51,10 @@ type Options struct {
 	// Create initialises the data dir when it does not exist yet (and the
 	// master key with it when that file does not exist either).
 	Create bool
+	// CacheBytes is the block cache of each open database (0: 96 MiB, for
+	// a server). A command that runs once (restore, backup, import) does
+	// well with less: it reads most blocks once.
+	CacheBytes int64
 }
 
 // DefaultMasterKeyFile is where the master key of a data dir is kept when no
@@ -67,6 +71,7 @@ func DefaultMasterKeyFile(dir string) string {
 // two magpie processes never work on the same databases at once.
 type DataDir struct {
 	dir        string
+	cacheBytes int64
 	master     keys.Key
 	lock       io.Closer
 	createdNew bool
@@ -87,7 +92,7 @@ func Open(opts Options) (*DataDir, error) {
 	if masterPath == "" {
 		masterPath = DefaultMasterKeyFile(dir)
 	}
-	d := &DataDir{dir: dir, masterPath: masterPath}
+	d := &DataDir{dir: dir, masterPath: masterPath, cacheBytes: opts.CacheBytes}
 	if inside(dir, masterPath) {
 		return nil, errorf(ErrInvalidInput, "Keep it outside (the default is "+DefaultMasterKeyFile(dir)+"), so that a copy of the data dir alone opens nothing",
 			"the master key file %s is inside the data dir %s", masterPath, dir)
@@ -368,7 +373,7 @@ func (d *DataDir) CreateDatabaseFrom(name string, opts CreateOptions, fill func(
 		if err := writeRecord(tmp, rec); err != nil {
 			return err
 		}
-		pdb, _, err := openPebble(filepath.Join(tmp, "db"), ring, name, true)
+		pdb, _, err := openPebble(filepath.Join(tmp, "db"), ring, name, true, d.cacheBytes)
 		if err != nil {
 			return err
 		}
@@ -378,7 +383,7 @@ func (d *DataDir) CreateDatabaseFrom(name string, opts CreateOptions, fill func(
 		if fill == nil {
 			return nil
 		}
-		db, err := openDB(tmp, rec, ring)
+		db, err := openDB(tmp, rec, ring, d.cacheBytes)
 		if err != nil {
 			return err
 		}
@@ -474,5 +479,5 @@ func (d *DataDir) OpenDatabase(name string) (*DB, error) {
 			return nil, err
 		}
 	}
-	return openDB(dir, rec, ring)
+	return openDB(dir, rec, ring, d.cacheBytes)
 }

@@ -28,7 +28,8 @@ type DB struct {
 	pdb  *pebble.DB
 	// popts are the options pdb was opened with (its file system, table
 	// settings): imports write tables with them.
-	popts *pebble.Options
+	popts      *pebble.Options
+	cacheBytes int64
 
 	mu    sync.Mutex
 	state counters
@@ -75,7 +76,10 @@ const (
 	blockCacheBytes = 96 << 20
 )
 
-func pebbleOptions(ring *keyRing) (*pebble.Options, error) {
+func pebbleOptions(ring *keyRing, cacheBytes int64) (*pebble.Options, error) {
+	if cacheBytes <= 0 {
+		cacheBytes = blockCacheBytes
+	}
 	fs := vfs.Default
 	if ring != nil {
 		efs, err := encfs.New(vfs.Default, ring.ring)
@@ -87,7 +91,7 @@ func pebbleOptions(ring *keyRing) (*pebble.Options, error) {
 	// The block cache also accounts for the memtables: it must be larger
 	// than they are, or no data block stays cached at all.
 	opts := &pebble.Options{
-		Cache:                       pebble.NewCache(blockCacheBytes),
+		Cache:                       pebble.NewCache(cacheBytes),
 		FS:                          fs,
 		Logger:                      quietLogger{},
 		MemTableSize:                memTableBytes,
@@ -111,8 +115,8 @@ func pebbleOptions(ring *keyRing) (*pebble.Options, error) {
 
 // openPebble opens the pebble store in dir; create makes a new one and
 // writes the database's identity.
-func openPebble(dir string, ring *keyRing, name string, create bool) (*pebble.DB, *pebble.Options, error) {
-	opts, err := pebbleOptions(ring)
+func openPebble(dir string, ring *keyRing, name string, create bool, cacheBytes int64) (*pebble.DB, *pebble.Options, error) {
+	opts, err := pebbleOptions(ring, cacheBytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -157,15 +161,15 @@ func (db *DB) newIdentity() error {
 	return nil
 }
 
-func openDB(dir string, rec *record, ring *keyRing) (*DB, error) {
+func openDB(dir string, rec *record, ring *keyRing, cacheBytes int64) (*DB, error) {
 	if err := recoverImport(dir); err != nil {
 		return nil, err
 	}
-	pdb, popts, err := openPebble(filepath.Join(dir, "db"), ring, rec.Name, false)
+	pdb, popts, err := openPebble(filepath.Join(dir, "db"), ring, rec.Name, false, cacheBytes)
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{name: rec.Name, dir: dir, rec: rec, ring: ring, pdb: pdb, popts: popts}
+	db := &DB{name: rec.Name, dir: dir, rec: rec, ring: ring, pdb: pdb, popts: popts, cacheBytes: cacheBytes}
 	if err := db.load(); err != nil {
 		pdb.Close()
 		return nil, err
