@@ -72,6 +72,8 @@ func (quietLogger) Fatalf(format string, args ...any) {
 // Memory budget of one open database: memtables (up to
 // MemTableStopWritesThreshold of them) plus cached blocks.
 const (
+	// closeFlushBytes: a WAL tail larger than this is flushed on Close.
+	closeFlushBytes = 4 << 20
 	memTableBytes   = 32 << 20
 	blockCacheBytes = 96 << 20
 )
@@ -266,6 +268,13 @@ func (db *DB) LastEtag() uint64 {
 func (db *DB) Close() error {
 	if db.pdb == nil {
 		return nil
+	}
+	// Pebble replays the WAL's tail into a memtable when it next opens
+	// and flushes it, which made the first command after a large write
+	// (an import, say) pay for that write. Flushing here, when the tail is
+	// large, leaves the cost with the write.
+	if db.pdb.Metrics().WAL.Size > closeFlushBytes {
+		db.pdb.Flush()
 	}
 	err := db.pdb.Close()
 	db.pdb = nil
