@@ -50,6 +50,9 @@ type Options struct {
 	// HTTPClient, when set, is used as it is (and the files above must
 	// be empty).
 	HTTPClient *http.Client
+	// PollInterval is how often a running operation's state is read;
+	// 0 means 500 ms, as RavenDB's clients poll.
+	PollInterval time.Duration
 }
 
 // Client talks to one magpie server. It is safe for concurrent use.
@@ -90,6 +93,9 @@ func New(serverURL string, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("%q is not a server URL. Give it as https://HOST:PORT", serverURL)
 	}
 	c := &Client{base: strings.TrimRight(u.String(), "/"), hc: opts.HTTPClient, poll: 500 * time.Millisecond}
+	if opts.PollInterval > 0 {
+		c.poll = opts.PollInterval
+	}
 	files := opts.CertFile != "" || opts.KeyFile != "" || opts.CAFile != ""
 	if c.hc != nil {
 		if files {

@@ -33,6 +33,12 @@ type BackupRequest struct {
 	// FolderPath is the folder, on the server's machine, that receives
 	// the backup's chain folder.
 	FolderPath string
+	// Destinations are more destinations: folders on the server's machine
+	// or s3://, azblob://, gs:// URLs, which receive the same bytes.
+	Destinations []string
+	// Incremental extends the newest chain in the destinations (a full
+	// backup when there is none).
+	Incremental bool
 	// EncryptionMode is "None", "UseDatabaseKey", "UseProvidedKey" (with
 	// Key) or "MagpieRecipients" (with Recipients); empty means the
 	// database's key for an encrypted database, else none.
@@ -59,13 +65,28 @@ type BackupResult struct {
 	// recipients.
 	Encryption string
 	Size       int64
+	// Kind is the file written: full-backup, incremental-backup or
+	// snapshot. Unchanged says an incremental found nothing changed and
+	// wrote nothing.
+	Kind      string
+	Unchanged bool
+	// Locations are the chain folder in every destination.
+	Locations []string
+	// Pruned counts the chains retention deleted after a task's run.
+	Pruned int
 }
 
 // Backup makes a one-time backup of database db and waits for it.
 func (c *Client) Backup(ctx context.Context, db string, req BackupRequest) (*BackupResult, error) {
-	cfg := map[string]any{
-		"BackupType":    req.Type,
-		"LocalSettings": map[string]any{"FolderPath": req.FolderPath},
+	cfg := map[string]any{"BackupType": req.Type}
+	if req.FolderPath != "" {
+		cfg["LocalSettings"] = map[string]any{"FolderPath": req.FolderPath}
+	}
+	if len(req.Destinations) > 0 {
+		cfg["MagpieDestinations"] = req.Destinations
+	}
+	if req.Incremental {
+		cfg["MagpieIncremental"] = true
 	}
 	if req.EncryptionMode != "" || req.Key != "" || len(req.Recipients) > 0 {
 		es := map[string]any{"EncryptionMode": req.EncryptionMode}
@@ -84,6 +105,12 @@ func (c *Client) Backup(ctx context.Context, db string, req BackupRequest) (*Bac
 	if err := c.call(ctx, "POST", dbPath(db, "/admin/backup"), nil, cfg, &started); err != nil {
 		return nil, err
 	}
+	return c.waitBackup(ctx, db, started.OperationId)
+}
+
+// waitBackup waits for a backup operation of database db and reads its
+// result.
+func (c *Client) waitBackup(ctx context.Context, db string, id int64) (*BackupResult, error) {
 	var ans struct {
 		Message     string
 		LocalBackup struct{ BackupDirectory, FileName string }
@@ -95,23 +122,36 @@ func (c *Client) Backup(ctx context.Context, db string, req BackupRequest) (*Bac
 		// The server's extension fields.
 		MagpieEncryption string
 		MagpieSize       int64
+		MagpieKind       string
+		MagpieUnchanged  bool
+		MagpieLocations  []string
+		MagpieRetention  *struct{ Deleted []struct{} }
 	}
-	if err := c.wait(ctx, dbPath(db, ""), started.OperationId, &ans); err != nil {
+	if err := c.wait(ctx, dbPath(db, ""), id, &ans); err != nil {
 		return nil, err
 	}
-	return &BackupResult{
+	out := &BackupResult{
 		Message: ans.Message, BackupDirectory: ans.LocalBackup.BackupDirectory, FileName: ans.LocalBackup.FileName,
 		Documents: ans.Documents.ReadCount, Tombstones: ans.Tombstones.ReadCount, Attachments: ans.Attachments.ReadCount,
 		LastEtag: ans.LastEtag, Encrypted: ans.IsEncrypted, Encryption: ans.MagpieEncryption, Size: ans.MagpieSize,
-	}, nil
+		Kind: ans.MagpieKind, Unchanged: ans.MagpieUnchanged, Locations: ans.MagpieLocations,
+	}
+	if ans.MagpieRetention != nil {
+		out.Pruned = len(ans.MagpieRetention.Deleted)
+	}
+	return out, nil
 }
 
 // RestoreRequest restores a backup as a new database.
 type RestoreRequest struct {
 	DatabaseName string
 	// BackupLocation is a backup file, a chain folder or a folder of
-	// chains, on the server's machine.
+	// chains, on the server's machine, or an s3://, azblob:// or gs://
+	// URL of one.
 	BackupLocation string
+	// DisableOngoingTasks brings the database's backup tasks back
+	// disabled (otherwise they run on their schedules again).
+	DisableOngoingTasks bool
 	// EncryptionKey (base64) opens an encrypted backup and makes the
 	// restored database encrypted with that key.
 	EncryptionKey string
@@ -133,6 +173,10 @@ type RestoreResult struct {
 	IsEncrypted      bool
 	KeyFingerprint   string
 	CountOfDocuments int64
+	// MagpieBackupTasks counts the backup tasks the database came back
+	// with; MagpieDisabledTasks those DisableOngoingTasks disabled.
+	MagpieBackupTasks   int
+	MagpieDisabledTasks int
 }
 
 // Restore restores a backup as a new database and waits for it. A refused
@@ -144,6 +188,7 @@ func (c *Client) Restore(ctx context.Context, req RestoreRequest) (*RestoreResul
 		"BackupLocation":        req.BackupLocation,
 		"LastFileNameToRestore": req.LastFileNameToRestore,
 		"Type":                  "Local",
+		"DisableOngoingTasks":   req.DisableOngoingTasks,
 	}
 	if req.EncryptionKey != "" {
 		cfg["EncryptionKey"] = req.EncryptionKey

@@ -16,7 +16,7 @@ import (
 )
 
 func newBackupCmd(g *globals) *cobra.Command {
-	return groupCmd("backup", "Make, list and verify backups", newBackupRunCmd(g), newBackupLsCmd(), newBackupVerifyCmd())
+	return groupCmd("backup", "Make, list and verify backups; backup tasks", newBackupRunCmd(g), newBackupLsCmd(), newBackupVerifyCmd(), newBackupTaskCmd(g), newBackupStatusCmd(g))
 }
 
 func newBackupRunCmd(g *globals) *cobra.Command {
@@ -79,10 +79,7 @@ server's machine; --key-file is read here and its key sent over TLS.`,
 				}
 			}
 			if g.isRemote() {
-				if len(to) > 1 || incremental {
-					return usagef("with --server, backup run takes one --to and no --incremental yet. Run it on the server's machine, or use a backup task")
-				}
-				return remoteBackup(cmd, g, args[0], t, c, mode, keyFile, recipients, to[0], asJSON)
+				return remoteBackup(cmd, g, args[0], t, c, mode, keyFile, recipients, to, incremental, asJSON)
 			}
 			for _, dir := range to {
 				if !destination.IsURL(dir) && insideDataDir(g, dir) {
@@ -345,7 +342,7 @@ func totalSize(files []backup.FileEntry) int64 {
 
 func newRestoreCmd(g *globals) *cobra.Command {
 	var as, keyFile, identity, newKeyFile, untilFile, untilTime string
-	var asJSON bool
+	var asJSON, disableTasks bool
 	cmd := &cobra.Command{
 		Use:   "restore PATH|URL --as NEWDB",
 		Short: "Restore a backup or snapshot as a new database",
@@ -364,7 +361,9 @@ the last file made at or before T (RFC 3339, e.g. 2026-12-03T18:00:00Z). In a
 folder of chains they pick the chain that holds that point.
 
 The new database appears only after every byte was read and verified; on
-any error nothing is created.
+any error nothing is created. It comes back with the backup tasks it had
+when the backup was made, enabled (they run under magpie serve), or
+disabled with --disable-tasks (RavenDB's DisableOngoingTasks).
 
 With --server, PATH and --identity (absolute paths) are on the server's
 machine; --key-file and --new-key-file are read here and their keys sent
@@ -392,7 +391,7 @@ over TLS.`,
 				if untilTime != "" {
 					return usagef("with --server, restore takes --until FILE but not --until-time yet. Give the file name (see magpie backup ls)")
 				}
-				return remoteRestore(cmd, g, args[0], as, keyFile, identity, newKeyFile, untilFile, asJSON)
+				return remoteRestore(cmd, g, args[0], as, keyFile, identity, newKeyFile, untilFile, disableTasks, asJSON)
 			}
 			dec, err := backup.LoadDecryption(keyFile, identity)
 			if err != nil {
@@ -428,8 +427,12 @@ over TLS.`,
 			if err != nil {
 				return fmt.Errorf("restore failed and no database was created: %w", err)
 			}
+			taskCount, disabled, err := restoredTasks(d, as, disableTasks)
+			if err != nil {
+				return fmt.Errorf("%s was restored, but its backup tasks could not be read: %w", as, err)
+			}
 			if asJSON {
-				out := map[string]any{"Database": res.Database, "ChainDir": res.ChainDir, "Files": res.Files, "Encrypted": res.Encrypted, "KeyFingerprint": res.KeyFingerprint, "CountOfDocuments": res.Stats.CountOfDocuments}
+				out := map[string]any{"Database": res.Database, "ChainDir": res.ChainDir, "Files": res.Files, "Encrypted": res.Encrypted, "KeyFingerprint": res.KeyFingerprint, "CountOfDocuments": res.Stats.CountOfDocuments, "BackupTasks": taskCount, "DisabledTasks": disabled}
 				if res.GeneratedKey != nil {
 					out["Key"] = res.GeneratedKey.Base64()
 				}
@@ -443,6 +446,9 @@ over TLS.`,
 			}
 			fmt.Fprintf(tw, "restored\t%s\nfrom\t%s\nfiles\t%s\nencrypted\t%s\ndocuments\t%d\ntime\t%s\n",
 				res.Database, res.ChainDir, strings.Join(res.Files, ", "), enc, res.Stats.CountOfDocuments, time.Since(start).Round(time.Millisecond))
+			if taskCount > 0 {
+				fmt.Fprintf(tw, "backup tasks\t%s\n", describeRestoredTasks(taskCount, disabled))
+			}
 			tw.Flush()
 			if res.GeneratedKey != nil {
 				fmt.Fprintf(w, "\nThe backup came from an encrypted database, so %s is encrypted too, with a new\nsecret key, shown only this once:\n\n    %s\n\nWARNING: store this key somewhere safe, apart from the data dir.\n", res.Database, res.GeneratedKey.Base64())
@@ -456,6 +462,7 @@ over TLS.`,
 	cmd.Flags().StringVar(&newKeyFile, "new-key-file", "", "encrypt the restored database with this key")
 	cmd.Flags().StringVar(&untilFile, "until", "", "restore up to and including the backup file of this name")
 	cmd.Flags().StringVar(&untilTime, "until-time", "", "restore the files made at or before this time (RFC 3339)")
+	cmd.Flags().BoolVar(&disableTasks, "disable-tasks", false, "bring the database's backup tasks back disabled")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }

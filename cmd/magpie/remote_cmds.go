@@ -13,6 +13,7 @@ import (
 
 	sdk "github.com/magpiedb/magpie/client"
 	"github.com/magpiedb/magpie/internal/backup"
+	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/dump"
 	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/smuggler"
@@ -157,11 +158,13 @@ var ravenModes = map[string]string{
 	"": "", "none": "None", "database": "UseDatabaseKey", "key": "UseProvidedKey", "recipients": "MagpieRecipients",
 }
 
-func remoteBackup(cmd *cobra.Command, g *globals, db string, t backup.Type, comp smuggler.Compression, mode, keyFile string, recipients []string, to string, asJSON bool) error {
-	if !filepath.IsAbs(to) {
-		return usagef("--to %s is not an absolute path; with --server it names a folder on the server's machine. Give its full path", to)
+func remoteBackup(cmd *cobra.Command, g *globals, db string, t backup.Type, comp smuggler.Compression, mode, keyFile string, recipients []string, to []string, incremental, asJSON bool) error {
+	for _, d := range to {
+		if !filepath.IsAbs(d) && !destination.IsURL(d) {
+			return usagef("--to %s is not an absolute path; with --server it names a folder on the server's machine. Give its full path", d)
+		}
 	}
-	req := sdk.BackupRequest{Type: "Backup", FolderPath: to, EncryptionMode: ravenModes[mode], Recipients: recipients, Compression: comp.String()}
+	req := sdk.BackupRequest{Type: "Backup", Destinations: to, Incremental: incremental, EncryptionMode: ravenModes[mode], Recipients: recipients, Compression: comp.String()}
 	if t == backup.Snapshot {
 		req.Type, req.Compression = "Snapshot", ""
 	}
@@ -183,13 +186,26 @@ func remoteBackup(cmd *cobra.Command, g *globals, db string, t backup.Type, comp
 				fmt.Fprintf(cmd.ErrOrStderr(), "magpie: warning: database %s is encrypted but this backup is not (--encryption none): keep it somewhere as safe as the data\n", db)
 			}
 		}
+		if res.Unchanged {
+			if asJSON {
+				return printJSON(cmd, map[string]any{"ChainDir": res.BackupDirectory, "Unchanged": true, "LastEtag": res.LastEtag})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "nothing changed in %s since %s (etag %d): no file written\n", db, res.FileName, res.LastEtag)
+			return nil
+		}
 		file := filepath.Join(res.BackupDirectory, res.FileName)
+		if destination.IsURL(res.BackupDirectory) {
+			file = res.BackupDirectory + " " + res.FileName
+		}
 		if asJSON {
 			entry := backup.FileEntry{Name: res.FileName, Size: res.Size, ToEtag: res.LastEtag, Documents: res.Documents, Tombstones: res.Tombstones, Attachments: res.Attachments}
 			return printJSON(cmd, map[string]any{"ChainDir": res.BackupDirectory, "File": file, "Entry": entry, "Encryption": res.Encryption})
 		}
 		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "%s backup of\t%s\nfile\t%s (on the server's machine)\nencryption\t%s\n", t, db, file, res.Encryption)
+		for _, l := range res.Locations[min(1, len(res.Locations)):] {
+			fmt.Fprintf(tw, "also in\t%s\n", l)
+		}
 		fmt.Fprintf(tw, "documents\t%d\ntombstones\t%d\nlast etag\t%d\nsize\t%s\ntime\t%s\n",
 			res.Documents, res.Tombstones, res.LastEtag, humanBytes(res.Size), time.Since(start).Round(time.Millisecond))
 		return tw.Flush()
@@ -205,14 +221,14 @@ var restoreWording = strings.NewReplacer(
 	"GET /admin/secrets/generate makes one", "magpie secrets generate makes one",
 )
 
-func remoteRestore(cmd *cobra.Command, g *globals, path, as, keyFile, identity, newKeyFile, until string, asJSON bool) error {
-	if !filepath.IsAbs(path) {
-		return usagef("%s is not an absolute path; with --server it names a backup on the server's machine. Give its full path", path)
+func remoteRestore(cmd *cobra.Command, g *globals, path, as, keyFile, identity, newKeyFile, until string, disableTasks, asJSON bool) error {
+	if !filepath.IsAbs(path) && !destination.IsURL(path) {
+		return usagef("%s is not an absolute path; with --server it names a backup on the server's machine. Give its full path, or a URL", path)
 	}
 	if identity != "" && !filepath.IsAbs(identity) {
 		return usagef("--identity %s is not an absolute path; with --server it names a file on the server's machine. Give its full path", identity)
 	}
-	req := sdk.RestoreRequest{DatabaseName: as, BackupLocation: path, Identity: identity, LastFileNameToRestore: until}
+	req := sdk.RestoreRequest{DatabaseName: as, BackupLocation: path, Identity: identity, LastFileNameToRestore: until, DisableOngoingTasks: disableTasks}
 	for _, kf := range []struct {
 		file string
 		dst  *string
@@ -240,7 +256,8 @@ func remoteRestore(cmd *cobra.Command, g *globals, path, as, keyFile, identity, 
 			return err
 		}
 		if asJSON {
-			return printJSON(cmd, map[string]any{"Database": res.DatabaseName, "ChainDir": res.BackupDirectory, "Files": res.Files, "Encrypted": res.IsEncrypted, "KeyFingerprint": res.KeyFingerprint, "CountOfDocuments": res.CountOfDocuments})
+			return printJSON(cmd, map[string]any{"Database": res.DatabaseName, "ChainDir": res.BackupDirectory, "Files": res.Files, "Encrypted": res.IsEncrypted, "KeyFingerprint": res.KeyFingerprint, "CountOfDocuments": res.CountOfDocuments,
+				"BackupTasks": res.MagpieBackupTasks, "DisabledTasks": res.MagpieDisabledTasks})
 		}
 		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 		enc := "no"
@@ -249,6 +266,9 @@ func remoteRestore(cmd *cobra.Command, g *globals, path, as, keyFile, identity, 
 		}
 		fmt.Fprintf(tw, "restored\t%s\nfrom\t%s\nfiles\t%s\nencrypted\t%s\ndocuments\t%d\ntime\t%s\n",
 			res.DatabaseName, res.BackupDirectory, strings.Join(res.Files, ", "), enc, res.CountOfDocuments, time.Since(start).Round(time.Millisecond))
+		if res.MagpieBackupTasks > 0 {
+			fmt.Fprintf(tw, "backup tasks\t%s\n", describeRestoredTasks(res.MagpieBackupTasks, res.MagpieDisabledTasks))
+		}
 		return tw.Flush()
 	})
 }
