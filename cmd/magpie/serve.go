@@ -48,16 +48,20 @@ type serveConfig struct {
 	TLSCert     string
 	TLSKey      string
 	TLSClientCA string
+	// BackupConcurrency caps the cores a logical backup's compression
+	// uses, so that backups leave the other cores to requests.
+	BackupConcurrency int
 }
 
 // serveKeys are the settings a config file and MAGPIE_* variables may set.
 var serveKeys = map[string]string{
-	"listen":        "MAGPIE_LISTEN",
-	"hostname":      "MAGPIE_HOSTNAME",
-	"unsecured":     "MAGPIE_UNSECURED",
-	"tls-cert":      "MAGPIE_TLS_CERT",
-	"tls-key":       "MAGPIE_TLS_KEY",
-	"tls-client-ca": "MAGPIE_TLS_CLIENT_CA",
+	"listen":             "MAGPIE_LISTEN",
+	"hostname":           "MAGPIE_HOSTNAME",
+	"unsecured":          "MAGPIE_UNSECURED",
+	"tls-cert":           "MAGPIE_TLS_CERT",
+	"tls-key":            "MAGPIE_TLS_KEY",
+	"tls-client-ca":      "MAGPIE_TLS_CLIENT_CA",
+	"backup-concurrency": "MAGPIE_BACKUP_CONCURRENCY",
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -81,10 +85,15 @@ certificates must then be issued by magpie's CA or by --tls-client-ca.
 --unsecured serves plain HTTP without authentication, on a loopback address
 only, and refuses encrypted databases.
 
+--backup-concurrency caps the cores that a logical backup compresses on
+(default 1), so that a backup running beside requests slows them little;
+0 lets it use every core.
+
 Settings also come from --config FILE (YAML or JSON: listen, hostname,
-unsecured, tls-cert, tls-key, tls-client-ca) and from MAGPIE_LISTEN,
-MAGPIE_HOSTNAME (comma-separated), MAGPIE_UNSECURED, MAGPIE_TLS_CERT,
-MAGPIE_TLS_KEY and MAGPIE_TLS_CLIENT_CA; flags win over variables, which win
+unsecured, tls-cert, tls-key, tls-client-ca, backup-concurrency) and from
+MAGPIE_LISTEN, MAGPIE_HOSTNAME (comma-separated), MAGPIE_UNSECURED,
+MAGPIE_TLS_CERT, MAGPIE_TLS_KEY, MAGPIE_TLS_CLIENT_CA and
+MAGPIE_BACKUP_CONCURRENCY; flags win over variables, which win
 over the file. SIGTERM or SIGINT stops the server after the running requests
 finish (at most 30 s); running backups are aborted and leave nothing behind.
 GET /metrics serves Prometheus metrics to any registered client certificate.
@@ -108,6 +117,7 @@ runs when it starts.`,
 	f.StringVar(&flags.TLSCert, "tls-cert", "", "your own server certificate (PEM) instead of the one magpie makes")
 	f.StringVar(&flags.TLSKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	f.StringVar(&flags.TLSClientCA, "tls-client-ca", "", "extra CA certificates (PEM) whose client certificates may be registered")
+	f.IntVar(&flags.BackupConcurrency, "backup-concurrency", 1, "cores a logical backup may compress on (0: all)")
 	f.StringVar(&configFile, "config", os.Getenv("MAGPIE_CONFIG"), "config file, YAML or JSON (env MAGPIE_CONFIG)")
 	return cmd
 }
@@ -125,7 +135,7 @@ func resolveServeConfig(cmd *cobra.Command, flags serveConfig, configFile string
 		}
 		for _, key := range k.Keys() {
 			if _, ok := serveKeys[key]; !ok {
-				return serveConfig{}, usagef("the config file %s sets %q, which magpie serve does not know. Use only: listen, hostname, unsecured, tls-cert, tls-key, tls-client-ca", configFile, key)
+				return serveConfig{}, usagef("the config file %s sets %q, which magpie serve does not know. Use only: listen, hostname, unsecured, tls-cert, tls-key, tls-client-ca, backup-concurrency", configFile, key)
 			}
 		}
 	}
@@ -150,7 +160,7 @@ func resolveServeConfig(cmd *cobra.Command, flags serveConfig, configFile string
 		return serveConfig{}, err
 	}
 
-	cfg := serveConfig{Listen: ""}
+	cfg := serveConfig{Listen: "", BackupConcurrency: 1}
 	str := func(key string) (string, error) {
 		switch v := k.Get(key).(type) {
 		case nil:
@@ -178,6 +188,24 @@ func resolveServeConfig(cmd *cobra.Command, flags serveConfig, configFile string
 		cfg.Unsecured = b
 	default:
 		return cfg, usagef("setting unsecured must be true or false, not %v. Fix the config file", v)
+	}
+	switch v := k.Get("backup-concurrency").(type) {
+	case nil:
+	case int:
+		cfg.BackupConcurrency = v
+	case float64:
+		cfg.BackupConcurrency = int(v)
+		if float64(cfg.BackupConcurrency) != v {
+			return cfg, usagef("setting backup-concurrency must be a whole number of cores, not %v. Fix the config file", v)
+		}
+	case string:
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return cfg, usagef("setting backup-concurrency must be a whole number of cores, not %q. Fix the config file or MAGPIE_BACKUP_CONCURRENCY", v)
+		}
+		cfg.BackupConcurrency = n
+	default:
+		return cfg, usagef("setting backup-concurrency must be a whole number of cores, not %v. Fix the config file", v)
 	}
 	switch v := k.Get("hostname").(type) {
 	case nil:
@@ -216,6 +244,9 @@ func resolveServeConfig(cmd *cobra.Command, flags serveConfig, configFile string
 	if fl.Changed("tls-client-ca") {
 		cfg.TLSClientCA = flags.TLSClientCA
 	}
+	if fl.Changed("backup-concurrency") {
+		cfg.BackupConcurrency = flags.BackupConcurrency
+	}
 	if cfg.Listen == "" {
 		cfg.Listen = defaultListen
 		if cfg.Unsecured {
@@ -242,6 +273,9 @@ func validateServeConfig(cfg serveConfig) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return usagef("--listen %s has no valid port. Give an address such as %s", cfg.Listen, defaultListen)
+	}
+	if cfg.BackupConcurrency < 0 {
+		return usagef("--backup-concurrency %d is negative. Give a number of cores, or 0 to let backups use all of them", cfg.BackupConcurrency)
 	}
 	if cfg.Unsecured {
 		if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.TLSClientCA != "" {
@@ -353,7 +387,7 @@ func runServe(cmd *cobra.Command, g *globals, cfg serveConfig) error {
 		certInfo = dir
 	}
 
-	scfg := server.Config{Unsecured: cfg.Unsecured, Logger: log}
+	scfg := server.Config{Unsecured: cfg.Unsecured, Logger: log, BackupConcurrency: cfg.BackupConcurrency}
 	if auth != nil {
 		scfg.Auth = auth
 	}

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/magpiedb/magpie/internal/backup"
@@ -280,7 +281,7 @@ func (s *Server) handleOneTimeBackup(w http.ResponseWriter, r *http.Request) {
 		if testHookBackup != nil {
 			testHookBackup(ctx)
 		}
-		res, err := backup.Run(db, plan.Options(ctx, ext.MagpieIncremental))
+		res, err := backup.Run(db, s.backupOptions(ctx, op, db, plan, ext.MagpieIncremental))
 		if err != nil {
 			if errors.Is(err, backup.ErrCanceled) {
 				s.log.Info("backup canceled", "db", db.Name(), "operation", op.id)
@@ -304,6 +305,37 @@ func (s *Server) handleOneTimeBackup(w http.ResponseWriter, r *http.Request) {
 var testHookBackup func(ctx context.Context)
 
 // operationRefused answers when no operation could be started.
+// backupOptions are the options of a backup run by operation op: the
+// server's concurrency cap, and progress that GET /operations/state shows
+// while it runs (documents written of those in the database, bytes stored),
+// refreshed at most every progressEvery.
+func (s *Server) backupOptions(ctx context.Context, op *operation, db *store.DB, plan *tasks.Plan, incremental bool) backup.Options {
+	o := plan.Options(ctx, incremental)
+	o.Concurrency = s.cfg.BackupConcurrency
+	o.Documents = new(atomic.Int64)
+	var total int64
+	if st, err := db.Stats(); err == nil {
+		total = st.CountOfDocuments
+	}
+	ops := s.extras().ops
+	var last atomic.Int64 // unix nanoseconds of the last refresh
+	o.Progress = func(stored int64) {
+		now := time.Now().UnixNano()
+		if prev := last.Load(); now-prev >= int64(progressEvery) && last.CompareAndSwap(prev, now) {
+			ops.setProgress(op, map[string]any{
+				"Message":              "writing the backup of " + db.Name(),
+				"Documents":            map[string]any{"ReadCount": o.Documents.Load()},
+				"MagpieDocumentsTotal": total,
+				"MagpieBytesStored":    stored,
+			})
+		}
+	}
+	return o
+}
+
+// progressEvery is how often a running backup refreshes its progress.
+const progressEvery = 200 * time.Millisecond
+
 func (s *Server) operationRefused(w http.ResponseWriter, err error) {
 	if errors.Is(err, errServerStopping) {
 		writeError(w, http.StatusServiceUnavailable, typeRaven, "The server is shutting down, so it starts no new operation. Try again once it is back.")

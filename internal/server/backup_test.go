@@ -800,3 +800,56 @@ func TestRestoreUnsecured(t *testing.T) {
 	}
 	f.noLeftovers("plain", "x")
 }
+
+// TestBackupProgressAndConcurrency: a server's backups run with its
+// concurrency cap, and a running backup's operation state shows the
+// documents written of those in the database and the bytes stored.
+func TestBackupProgressAndConcurrency(t *testing.T) {
+	f := newBackupFix(t)
+	f.cfg.BackupConcurrency = 1
+	f.restart()
+	f.createDB("plain", nil)
+	db, err := f.srv.openDB("plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, plan, err := planBackup([]byte(`{"LocalSettings":{"FolderPath":"`+f.backups+`"}}`), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := f.srv.extras().ops
+	done := make(chan struct{})
+	var opts backup.Options
+	op, err := ops.start("plain", "Backup", AccessDatabaseAdmin, func(ctx context.Context, op *operation) (any, error) {
+		opts = f.srv.backupOptions(ctx, op, db, plan, false)
+		_, err := backup.Run(db, opts)
+		<-done
+		return nil, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress map[string]any
+	for deadline := time.Now().Add(30 * time.Second); progress == nil; {
+		st := f.mustCall(200, "GET", fmt.Sprintf("/databases/plain/operations/state?id=%d", op.id), nil)
+		progress, _ = st["Progress"].(map[string]any)
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress: %v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(done)
+	f.wait("/databases/plain/operations/state", op.id)
+	if opts.Concurrency != 1 {
+		t.Errorf("the backup ran with concurrency %d, want the server's 1", opts.Concurrency)
+	}
+	// The first refresh comes with the first bytes stored, before any
+	// document is written (the file's header).
+	if progress["Message"] != "writing the backup of plain" || progress["MagpieDocumentsTotal"] != 3.0 || progress["MagpieBytesStored"].(float64) <= 0 ||
+		progress["Documents"].(map[string]any)["ReadCount"].(float64) > 3 {
+		t.Fatalf("progress %v", progress)
+	}
+	if n := opts.Documents.Load(); n != 3 {
+		t.Fatalf("the backup counted %d documents, want 3", n)
+	}
+}

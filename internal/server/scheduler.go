@@ -254,7 +254,7 @@ func (s *Server) runTask(ctx context.Context, op *operation, db *store.DB, c *ta
 	if testHookBackup != nil {
 		testHookBackup(ctx)
 	}
-	res, err := backup.Run(db, plan.Options(ctx, !full))
+	res, err := backup.Run(db, s.backupOptions(ctx, op, db, plan, !full))
 	var ret *retentionStatus
 	if err == nil && !res.Unchanged && plan.Retention.Enabled() {
 		ret = s.applyRetention(ctx, db, c, plan)

@@ -28,6 +28,9 @@ type Config struct {
 	// Auth decides who the caller is. Nil means everyone is a cluster
 	// admin, which only the unsecured (loopback) mode and tests use.
 	Auth Authenticator
+	// BackupConcurrency caps the goroutines that compress a logical
+	// backup (backup.Options.Concurrency); 0 means no cap.
+	BackupConcurrency int
 }
 
 // Identity is an authenticated caller.
