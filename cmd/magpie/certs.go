@@ -1,16 +1,18 @@
 package main
 
 import (
+	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	sdk "github.com/magpiedb/magpie/client"
 	"github.com/magpiedb/magpie/internal/certs"
 	"github.com/magpiedb/magpie/internal/store"
 	"github.com/spf13/cobra"
@@ -19,9 +21,6 @@ import (
 func newCertsCmd(g *globals) *cobra.Command {
 	return groupCmd("certs", "Issue client certificates for magpie serve", newCertsCreateCmd(g))
 }
-
-// certName is what a certificate name may be: it names files too.
-var certName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 func newCertsCreateCmd(g *globals) *cobra.Command {
 	var clearance, out string
@@ -40,8 +39,13 @@ func newCertsCreateCmd(g *globals) *cobra.Command {
 
 Writes OUT/NAME.pem (certificate), OUT/NAME-key.pem (PKCS#1 RSA key, mode
 0600) and OUT/NAME.pfx (PKCS#12, empty password, mode 0600); existing files
-are never overwritten. This works on the data dir directly, so the server
-must be stopped; it sees the new certificate when it starts.`,
+are never overwritten.
+
+Without --server this works on the data dir directly, so the server must
+be stopped; it sees the new certificate when it starts. With --server (a
+ClusterAdmin certificate), the running server issues and registers it
+(RavenDB's POST /admin/certificates) and it works at once; its key is made
+by the server and sent back over TLS.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCertsCreate(cmd, g, args[0], clearance, dbs, out, days)
@@ -55,7 +59,7 @@ must be stopped; it sees the new certificate when it starts.`,
 }
 
 func runCertsCreate(cmd *cobra.Command, g *globals, name, clearance string, dbs []string, out string, days int) error {
-	if !certName.MatchString(name) {
+	if !certs.ValidName(name) {
 		return usagef("certificate name %q is not valid: use up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit", name)
 	}
 	if clearance == "" {
@@ -101,10 +105,29 @@ func runCertsCreate(cmd *cobra.Command, g *globals, name, clearance string, dbs 
 		}
 	}
 
+	if g.isRemote() {
+		return g.withClient(cmd, func(ctx context.Context, c *sdk.Client) error {
+			issued, err := c.CreateCertificate(ctx, sdk.CertificateRequest{Name: name, Clearance: cl, Permissions: perms, NotAfter: time.Now().Add(time.Duration(days) * 24 * time.Hour)})
+			if err != nil {
+				return err
+			}
+			cert, err := certs.ParseCertPEM(issued.CertPEM)
+			if err != nil {
+				return fmt.Errorf("the certificate the server issued cannot be read: %v", err)
+			}
+			if err := writeCertFiles(out, keyPath, certPath, pfxPath, issued.KeyPEM, issued.CertPEM, issued.PFX); err != nil {
+				return err
+			}
+			printIssued(cmd, name, cl, perms, cert, certPath, keyPath, pfxPath)
+			fmt.Fprintf(cmd.OutOrStdout(), "Registered with %s: it works at once.\n", c.URL())
+			return nil
+		})
+	}
+
 	data, err := g.openDataDir(false)
 	switch {
 	case errors.Is(err, store.ErrLocked):
-		return fmt.Errorf("the data dir %s is held by a running magpie serve (or another magpie command). Stop the server and try again (issuing through a running server with --server is coming)", g.dataDir)
+		return fmt.Errorf("the data dir %s is held by a running magpie serve (or another magpie command). Issue the certificate through the server: add --server URL --client-cert F --client-key F with a ClusterAdmin certificate (or stop the server and try again)", g.dataDir)
 	case errors.Is(err, store.ErrNoDataDir):
 		return fmt.Errorf("there is no magpie data dir at %s. Run magpie serve once: it creates the data dir and the CA that signs client certificates", g.dataDir)
 	case err != nil:
@@ -128,40 +151,52 @@ func runCertsCreate(cmd *cobra.Command, g *globals, name, clearance string, dbs 
 	if err != nil {
 		return err
 	}
-	pfx, err := certs.PFX(pair, ca.Cert)
+	pfx, err := certs.PFX(pair, ca.Cert, "")
 	if err != nil {
 		return err
 	}
+	if err := writeCertFiles(out, keyPath, certPath, pfxPath, pair.KeyPEM(), pair.CertPEM(), pfx); err != nil {
+		return err
+	}
+	if err := reg.Put(certs.EntryFor(pair.Cert, name, cl, perms)); err != nil {
+		for _, p := range []string{keyPath, certPath, pfxPath} {
+			os.Remove(p)
+		}
+		return err
+	}
+	printIssued(cmd, name, cl, perms, pair.Cert, certPath, keyPath, pfxPath)
+	fmt.Fprintf(cmd.OutOrStdout(), "Registered in %s; magpie serve accepts it from its next start. Clients trust the server with %s.\n", files.RegistryFile, files.CA)
+	return nil
+}
 
+// writeCertFiles writes a certificate's files, new ones only; on an error
+// none of them is left.
+func writeCertFiles(out, keyPath, certPath, pfxPath string, key, cert, pfx []byte) error {
 	if err := os.MkdirAll(out, 0o700); err != nil {
 		return fmt.Errorf("cannot create --out folder %s: %v", out, err)
 	}
 	var written []string
-	undo := func() {
-		for _, p := range written {
-			os.Remove(p)
-		}
-	}
 	for _, f := range []struct {
 		path string
 		data []byte
 		mode fs.FileMode
 	}{
-		{keyPath, pair.KeyPEM(), 0o600},
-		{certPath, pair.CertPEM(), 0o644},
+		{keyPath, key, 0o600},
+		{certPath, cert, 0o644},
 		{pfxPath, pfx, 0o600},
 	} {
 		if err := certs.WriteNew(f.path, f.data, f.mode); err != nil {
-			undo()
+			for _, p := range written {
+				os.Remove(p)
+			}
 			return err
 		}
 		written = append(written, f.path)
 	}
-	if err := reg.Put(certs.EntryFor(pair.Cert, name, cl, perms)); err != nil {
-		undo()
-		return err
-	}
+	return nil
+}
 
+func printIssued(cmd *cobra.Command, name, cl string, perms map[string]string, cert *x509.Certificate, certPath, keyPath, pfxPath string) {
 	w := cmd.OutOrStdout()
 	access := cl
 	if len(perms) > 0 {
@@ -176,11 +211,9 @@ func runCertsCreate(cmd *cobra.Command, g *globals, name, clearance string, dbs 
 		}
 		access += "; " + strings.Join(parts, ", ")
 	}
-	fmt.Fprintf(w, "Issued client certificate %s (%s), valid until %s.\n", name, access, pair.Cert.NotAfter.UTC().Format(time.DateOnly))
-	fmt.Fprintf(w, "  thumbprint   %s\n", certs.Thumbprint(pair.Cert))
+	fmt.Fprintf(w, "Issued client certificate %s (%s), valid until %s.\n", name, access, cert.NotAfter.UTC().Format(time.DateOnly))
+	fmt.Fprintf(w, "  thumbprint   %s\n", certs.Thumbprint(cert))
 	fmt.Fprintf(w, "  certificate  %s\n", certPath)
 	fmt.Fprintf(w, "  key          %s (PKCS#1 PEM, mode 0600: keep it secret)\n", keyPath)
 	fmt.Fprintf(w, "  PFX          %s (PKCS#12, empty password, mode 0600)\n", pfxPath)
-	fmt.Fprintf(w, "Registered in %s; magpie serve accepts it from its next start. Clients trust the server with %s.\n", files.RegistryFile, files.CA)
-	return nil
 }

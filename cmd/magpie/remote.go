@@ -41,7 +41,6 @@ func addRemoteFlags(root *cobra.Command, g *globals) {
 var remoteUnsupported = map[string]string{
 	"magpie backup ls":     "it reads backup folders on this machine",
 	"magpie backup verify": "it reads backup files on this machine",
-	"magpie certs create":  "it signs with the CA in the local data dir",
 }
 
 // checkRemoteSupport refuses, as a usage error, a command that cannot go

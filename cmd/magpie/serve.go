@@ -370,6 +370,7 @@ func runServe(cmd *cobra.Command, g *globals, cfg serveConfig) error {
 			}
 		}
 		auth = server.NewCertAuth(set.Registry, roots)
+		auth.IssueWith(set.CA)
 		tlsCfg = &tls.Config{
 			Certificates: []tls.Certificate{serverCert},
 			// Request, do not require or verify: the HTTP layer checks

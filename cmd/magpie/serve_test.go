@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -516,4 +517,82 @@ func TestCertsCreate(t *testing.T) {
 	reader = client(t, e, filepath.Join(out, "reader.pem"), filepath.Join(out, "reader-key.pem"))
 	check("revoked reader", reader, "GET", "/certificates/whoami", 403, "unknown to this server")
 	s.stop()
+}
+
+// TestCertsCreateRemote: with --server the running server issues and
+// registers the certificate, which works at once with its permissions; a
+// certificate without ClusterAdmin clearance cannot issue one.
+func TestCertsCreateRemote(t *testing.T) {
+	r := startRemote(t)
+	r.remoteOK("db", "create", "orders")
+	r.remoteOK("db", "create", "other")
+	out := filepath.Join(r.dir, "issued")
+
+	// The data dir is held by the server: the embedded path says to go
+	// through it.
+	res := r.run("certs", "create", "reader", "--clearance", "ValidUser", "--out", out)
+	if res.code != 1 || !strings.Contains(res.stderr, "Issue the certificate through the server: add --server URL") {
+		t.Fatalf("embedded while serving: %d %s", res.code, res.stderr)
+	}
+	stdout := r.remoteOK("certs", "create", "reader", "--clearance", "ValidUser", "--db", "orders:Read", "--out", out, "--days", "30")
+	for name, want := range map[string]os.FileMode{"reader.pem": 0o644, "reader-key.pem": 0o600, "reader.pfx": 0o600} {
+		if got := fileMode(t, filepath.Join(out, name)); got != want {
+			t.Errorf("%s: mode %o, want %o", name, got, want)
+		}
+	}
+	pair, err := certs.LoadPair(filepath.Join(out, "reader.pem"), filepath.Join(out, "reader-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfx, _ := os.ReadFile(filepath.Join(out, "reader.pfx"))
+	if _, c, _, err := pkcs12.DecodeChain(pfx, ""); err != nil || !c.Equal(pair.Cert) {
+		t.Errorf("pfx: %v", err)
+	}
+	if !strings.Contains(stdout, certs.Thumbprint(pair.Cert)) || !strings.Contains(stdout, "ValidUser; orders: Read") ||
+		!strings.Contains(stdout, "Registered with "+r.s.url+": it works at once.") {
+		t.Errorf("stdout: %s", stdout)
+	}
+	if d := time.Until(pair.Cert.NotAfter); d < 29*24*time.Hour || d > 31*24*time.Hour {
+		t.Errorf("valid for %v", d)
+	}
+
+	// The new certificate works at once, within its permissions.
+	reader := []string{"--server", r.s.url, "--client-cert", filepath.Join(out, "reader.pem"), "--client-key", filepath.Join(out, "reader-key.pem"), "--ca", r.ca}
+	if res := r.run(append(reader, "stats", "orders", "--json")...); res.code != 0 {
+		t.Fatalf("read with the new certificate: %d %s", res.code, res.stderr)
+	}
+	res = r.runStdin([]byte(`{"a":1}`), append(reader, "docs", "put", "orders", "a/1", "-")...)
+	if res.code != 1 || !strings.Contains(res.stderr, "Read") {
+		t.Fatalf("write with a Read certificate: %d %s", res.code, res.stderr)
+	}
+	if res := r.run(append(reader, "stats", "other", "--json")...); res.code != 1 {
+		t.Fatalf("a database the certificate has no access to: %d %s", res.code, res.stderr)
+	}
+	// It cannot issue certificates; nothing is written for a refusal.
+	res = r.run(append(reader, "certs", "create", "sneaky", "--clearance", "ClusterAdmin", "--out", out)...)
+	if res.code != 1 || !strings.Contains(res.stderr, "ClusterAdmin") {
+		t.Fatalf("issue with a ValidUser certificate: %d %s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "sneaky.pem")); err == nil {
+		t.Fatal("a refused request wrote files")
+	}
+	// Never overwrite: the same name again fails before asking the server.
+	res = r.remote("certs", "create", "reader", "--clearance", "ValidUser", "--out", out)
+	if res.code != 1 || !strings.Contains(res.stderr, "already exists") {
+		t.Errorf("again: %d %s", res.code, res.stderr)
+	}
+	var list []map[string]any
+	code, body := httpDo(t, adminClient(t, r.env), "GET", r.s.url+"/admin/certificates", nil)
+	if code != 200 || json.Unmarshal([]byte(body), &struct{ Results *[]map[string]any }{&list}) != nil {
+		t.Fatalf("certificates: %d %s", code, body)
+	}
+	names := []string{}
+	for _, c := range list {
+		names = append(names, c["Name"].(string))
+	}
+	sort.Strings(names)
+	if strings.Join(names, ",") != "admin,reader" {
+		t.Fatalf("registered certificates %v, want admin and reader", names)
+	}
+	r.s.stop()
 }

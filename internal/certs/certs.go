@@ -91,14 +91,23 @@ func EncodeKeyPEM(key *rsa.PrivateKey) []byte {
 }
 
 // PFX encodes the pair, with the CA certificate as its chain, as PKCS#12 with
-// the modern encoding and an empty password.
-func PFX(p *Pair, ca *x509.Certificate) ([]byte, error) {
+// the modern encoding, protected by password (empty for none).
+func PFX(p *Pair, ca *x509.Certificate, password string) ([]byte, error) {
 	var chain []*x509.Certificate
 	if ca != nil {
 		chain = []*x509.Certificate{ca}
 	}
-	return pkcs12.Modern.Encode(p.Key, p.Cert, chain, "")
+	return pkcs12.Modern.Encode(p.Key, p.Cert, chain, password)
 }
+
+// validName is what a client certificate's name may be: it names files
+// too.
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// ValidName reports whether name may name a client certificate (and its
+// files): up to 64 letters, digits, '.', '_' and '-', starting with a
+// letter or digit.
+func ValidName(name string) bool { return validName.MatchString(name) }
 
 // NewCA makes a self-signed certificate authority valid for CAValidity.
 func NewCA(name string) (*Pair, error) {

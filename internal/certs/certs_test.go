@@ -434,7 +434,7 @@ func TestParseClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pfx, err := PFX(c, ca.Cert)
+	pfx, err := PFX(c, ca.Cert, "")
 	if err != nil {
 		t.Fatal(err)
 	}

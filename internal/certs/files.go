@@ -175,7 +175,7 @@ func ensure(dir string, hostnames []string, server bool) (*Set, error) {
 			if err != nil {
 				return nil, err
 			}
-			pfx, err := PFX(p, s.CA.Cert)
+			pfx, err := PFX(p, s.CA.Cert, "")
 			if err != nil {
 				return nil, err
 			}
@@ -191,7 +191,7 @@ func ensure(dir string, hostnames []string, server bool) (*Set, error) {
 		if err != nil {
 			return nil, err
 		}
-		pfx, err := PFX(p, s.CA.Cert)
+		pfx, err := PFX(p, s.CA.Cert, "")
 		if err != nil {
 			return nil, err
 		}

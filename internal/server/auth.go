@@ -33,6 +33,10 @@ type CertAuth struct {
 	// dates and the registry are still checked on every request).
 	mu       sync.Mutex
 	verified map[string]bool
+
+	// issuer, when set, signs the certificates POST /admin/certificates
+	// issues.
+	issuer *certs.Pair
 }
 
 // maxVerified bounds the cache of verified chains.
@@ -125,7 +129,8 @@ func describe(name, thumb string) string {
 }
 
 // RegisterCertificateRoutes serves the certificate registry as RavenDB does,
-// for ClusterAdmin callers: PUT, GET and DELETE /admin/certificates, plus GET
+// for ClusterAdmin callers: PUT, POST (issue), GET and DELETE
+// /admin/certificates, plus GET
 // /certificates/whoami for any registered caller. serve calls it after New
 // on a secured server.
 func (s *Server) RegisterCertificateRoutes(a *CertAuth) {
@@ -134,6 +139,7 @@ func (s *Server) RegisterCertificateRoutes(a *CertAuth) {
 
 func (s *Server) certRoutes(a *CertAuth) {
 	s.mux.HandleFunc("PUT /admin/certificates", func(w http.ResponseWriter, r *http.Request) { s.handlePutCertificate(w, r, a) })
+	s.mux.HandleFunc("POST /admin/certificates", func(w http.ResponseWriter, r *http.Request) { s.handleCreateCertificate(w, r, a) })
 	s.mux.HandleFunc("GET /admin/certificates", func(w http.ResponseWriter, r *http.Request) { s.handleGetCertificates(w, r, a) })
 	s.mux.HandleFunc("DELETE /admin/certificates", func(w http.ResponseWriter, r *http.Request) { s.handleDeleteCertificate(w, r, a) })
 	s.mux.HandleFunc("GET /certificates/whoami", func(w http.ResponseWriter, r *http.Request) { s.handleWhoAmI(w, r, a) })
