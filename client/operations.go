@@ -263,3 +263,30 @@ func (c *Client) wait(ctx context.Context, prefix string, id int64, out any) err
 		}
 	}
 }
+
+// BackupChain is a backup chain in a backup folder, as magpie backup ls
+// shows it.
+type BackupChain struct {
+	// Name is the chain folder's name, Dir its location.
+	Name     string
+	Dir      string
+	Complete bool
+	// Problem says why an incomplete chain cannot be restored.
+	Problem string `json:",omitempty"`
+	// Manifest is the chain's manifest (docs/FORMAT.md), nil for an
+	// incomplete chain.
+	Manifest json.RawMessage
+	// Stray are files in the folder that the manifest does not list.
+	Stray []string `json:",omitempty"`
+}
+
+// BackupChains lists the chains of a backup folder on the server's machine
+// (an absolute path) or at an s3://, azblob:// or gs:// URL, through the
+// server's restore points.
+func (c *Client) BackupChains(ctx context.Context, location string) ([]BackupChain, error) {
+	var ans struct{ MagpieChains []BackupChain }
+	if err := c.call(ctx, "POST", "/admin/restore/points", url.Values{"type": {"Local"}}, map[string]string{"FolderPath": location}, &ans); err != nil {
+		return nil, err
+	}
+	return ans.MagpieChains, nil
+}

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	sdk "github.com/magpiedb/magpie/client"
 	"github.com/magpiedb/magpie/internal/backup"
 	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/keys"
@@ -16,7 +20,7 @@ import (
 )
 
 func newBackupCmd(g *globals) *cobra.Command {
-	return groupCmd("backup", "Make, list and verify backups; backup tasks", newBackupRunCmd(g), newBackupLsCmd(), newBackupVerifyCmd(), newBackupTaskCmd(g), newBackupStatusCmd(g))
+	return groupCmd("backup", "Make, list and verify backups; backup tasks", newBackupRunCmd(g), newBackupLsCmd(g), newBackupVerifyCmd(), newBackupTaskCmd(g), newBackupStatusCmd(g))
 }
 
 func newBackupRunCmd(g *globals) *cobra.Command {
@@ -161,58 +165,98 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-func newBackupLsCmd() *cobra.Command {
+func newBackupLsCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "ls PATH|URL",
 		Short: "List backup chains and their files (the restore points)",
-		Args:  cobra.ExactArgs(1),
+		Long: `List the backup chains of a folder (or the chain of a chain folder) and
+their files: type, time, size, documents, etag range, encryption and key
+fingerprint. With --server, PATH is on the server's machine (an absolute
+path) or a URL the server reads, as for restore.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, chains, err := restore.Chains(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if asJSON {
-				type chainJSON struct {
-					Dir      string
-					Complete bool
-					Problem  string `json:",omitempty"`
-					Manifest *backup.Manifest
-					Stray    []string `json:",omitempty"`
+			var list []chainListing
+			if g.isRemote() {
+				if !filepath.IsAbs(args[0]) && !destination.IsURL(args[0]) {
+					return usagef("%s is not an absolute path; with --server it names a backup folder on the server's machine. Give its full path, or a URL", args[0])
 				}
-				out := []chainJSON{}
+				err := g.withClient(cmd, func(ctx context.Context, c *sdk.Client) error {
+					chains, err := c.BackupChains(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					for _, ch := range chains {
+						l := chainListing{Name: ch.Name, Dir: ch.Dir, Complete: ch.Complete, Problem: ch.Problem, Stray: ch.Stray}
+						if len(ch.Manifest) > 0 && string(ch.Manifest) != "null" {
+							l.Manifest = new(backup.Manifest)
+							if err := json.Unmarshal(ch.Manifest, l.Manifest); err != nil {
+								return fmt.Errorf("the server's listing of %s cannot be read: %v", ch.Dir, err)
+							}
+						}
+						list = append(list, l)
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			} else {
+				s, chains, err := restore.Chains(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				defer s.Close()
 				for _, c := range chains {
-					out = append(out, chainJSON{c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray})
-				}
-				return printJSON(cmd, out)
-			}
-			if len(chains) == 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "no backup chains in %s\n", args[0])
-				return nil
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			for _, c := range chains {
-				fmt.Fprintf(tw, "%s\n", c.Name)
-				if !c.Complete() {
-					fmt.Fprintf(tw, "  INCOMPLETE: %s\n", c.Problem)
-					continue
-				}
-				m := c.Manifest
-				fmt.Fprintf(tw, "  database %s, %s, encryption %s\n", m.Database, m.Type, describeEncryption(m))
-				fmt.Fprintln(tw, "  FILE\tTYPE\tTIME (UTC)\tSIZE\tDOCUMENTS\tETAGS")
-				for _, f := range m.Files {
-					fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d..%d\n", f.Name, f.Kind, f.Created.UTC().Format("2006-01-02 15:04:05"), humanBytes(f.Size), f.Documents, f.FromEtag, f.ToEtag)
-				}
-				for _, s := range c.Stray {
-					fmt.Fprintf(tw, "  %s\tignored: not in the manifest (left by an interrupted run)\n", s)
+					list = append(list, chainListing{c.Name, c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray})
 				}
 			}
-			return tw.Flush()
+			return printChains(cmd, args[0], list, asJSON)
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+// chainListing is a chain as backup ls shows it.
+type chainListing struct {
+	Name     string
+	Dir      string
+	Complete bool
+	Problem  string `json:",omitempty"`
+	Manifest *backup.Manifest
+	Stray    []string `json:",omitempty"`
+}
+
+func printChains(cmd *cobra.Command, where string, list []chainListing, asJSON bool) error {
+	if asJSON {
+		if list == nil {
+			list = []chainListing{}
+		}
+		return printJSON(cmd, list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "no backup chains in %s\n", where)
+		return nil
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	for _, c := range list {
+		fmt.Fprintf(tw, "%s\n", c.Name)
+		if !c.Complete || c.Manifest == nil {
+			fmt.Fprintf(tw, "  INCOMPLETE: %s\n", c.Problem)
+			continue
+		}
+		m := c.Manifest
+		fmt.Fprintf(tw, "  database %s, %s, encryption %s\n", m.Database, m.Type, describeEncryption(m))
+		fmt.Fprintln(tw, "  FILE\tTYPE\tTIME (UTC)\tSIZE\tDOCUMENTS\tETAGS")
+		for _, f := range m.Files {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d..%d\n", f.Name, f.Kind, f.Created.UTC().Format("2006-01-02 15:04:05"), humanBytes(f.Size), f.Documents, f.FromEtag, f.ToEtag)
+		}
+		for _, s := range c.Stray {
+			fmt.Fprintf(tw, "  %s\tignored: not in the manifest (left by an interrupted run)\n", s)
+		}
+	}
+	return tw.Flush()
 }
 
 func newBackupVerifyCmd() *cobra.Command {

@@ -39,7 +39,6 @@ func addRemoteFlags(root *cobra.Command, g *globals) {
 
 // remoteUnsupported are the commands that do not work with --server yet.
 var remoteUnsupported = map[string]string{
-	"magpie backup ls":     "it reads backup folders on this machine",
 	"magpie backup verify": "it reads backup files on this machine",
 }
 

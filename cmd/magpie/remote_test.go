@@ -147,8 +147,21 @@ func TestRemoteCommands(t *testing.T) {
 		t.Errorf("after a refused restore: %s", names)
 	}
 
+	// backup ls through the server lists what it lists on this machine.
+	remoteLs, localLs := r.remoteOK("backup", "ls", backups), r.ok("backup", "ls", backups)
+	if remoteLs != localLs || !strings.Contains(remoteLs, filepath.Base(b.File)) || !strings.Contains(remoteLs, "encryption database (key fingerprint ") {
+		t.Errorf("backup ls through the server:\n%s\non this machine:\n%s", remoteLs, localLs)
+	}
+	if remoteJSON, localJSON := r.remoteOK("backup", "ls", backups, "--json"), r.ok("backup", "ls", backups, "--json"); remoteJSON != localJSON {
+		t.Errorf("backup ls --json through the server:\n%s\non this machine:\n%s", remoteJSON, localJSON)
+	}
+	wantError(t, r.remote("backup", "ls", "relative"), 2, "relative is not an absolute path; with --server it names a backup folder on the server's machine. Give its full path, or a URL.")
+	if out := r.remoteOK("backup", "ls", filepath.Join(e.dir, "empty")); out != "no backup chains in "+filepath.Join(e.dir, "empty")+"\n" {
+		t.Errorf("backup ls of a missing folder through the server: %q", out)
+	}
+
 	// What does not work with --server yet says so.
-	wantError(t, r.remote("backup", "ls", backups), 2, "magpie backup ls is not available with --server yet (it reads backup folders on this machine). Run it on the server's machine without --server.")
+	wantError(t, r.remote("backup", "verify", backups), 2, "magpie backup verify is not available with --server yet (it reads backup files on this machine). Run it on the server's machine without --server.")
 	wantError(t, r.remote("serve"), 2, "magpie serve serves the local data dir, and --server (or MAGPIE_SERVER) names a server to talk to. Leave out --server, or unset MAGPIE_SERVER.")
 
 	// Connection problems.

@@ -428,7 +428,18 @@ func (s *Server) handleRestorePoints(w http.ResponseWriter, r *http.Request) {
 		Problem  string `json:"Problem"`
 	}
 	skips := []skipped{}
+	// MagpieChains are the chains as magpie backup ls shows them.
+	type chainInfo struct {
+		Name     string           `json:"Name"`
+		Dir      string           `json:"Dir"`
+		Complete bool             `json:"Complete"`
+		Problem  string           `json:"Problem,omitempty"`
+		Manifest *backup.Manifest `json:"Manifest"`
+		Stray    []string         `json:"Stray,omitempty"`
+	}
+	infos := []chainInfo{}
 	for _, c := range chains {
+		infos = append(infos, chainInfo{c.Name, c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray})
 		if !c.Complete() {
 			skips = append(skips, skipped{c.Location(), c.Problem})
 			continue
@@ -450,5 +461,5 @@ func (s *Server) handleRestorePoints(w http.ResponseWriter, r *http.Request) {
 	}
 	// Newest first, as RavenDB lists them.
 	sort.SliceStable(list, func(i, j int) bool { return time.Time(list[i].DateTime).After(time.Time(list[j].DateTime)) })
-	writeJSON(w, http.StatusOK, map[string]any{"List": list, "MagpieSkipped": skips})
+	writeJSON(w, http.StatusOK, map[string]any{"List": list, "MagpieSkipped": skips, "MagpieChains": infos})
 }
