@@ -82,11 +82,16 @@ server's machine; --key-file is read here and its key sent over TLS.`,
 					return &usageError{msg: err.Error()}
 				}
 			}
+			for _, dir := range to {
+				if strings.TrimSpace(dir) == "" {
+					return usagef("--to is empty. Give a folder or a URL (s3://, azblob://, gs://)")
+				}
+			}
 			if g.isRemote() {
 				return remoteBackup(cmd, g, args[0], t, c, mode, keyFile, recipients, to, incremental, asJSON)
 			}
 			for _, dir := range to {
-				if !destination.IsURL(dir) && insideDataDir(g, dir) {
+				if insideDataDir(g, dir) {
 					return usagef("--to %s is inside the data dir %s; backups there would be taken for databases or deleted with them. Give a folder outside the data dir", dir, g.dataDir)
 				}
 			}

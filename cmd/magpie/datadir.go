@@ -3,10 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -77,11 +78,12 @@ func addJSONFlag(cmd *cobra.Command, v *bool) {
 // insideDataDir reports whether path is in the data dir (backups and
 // exports must not be).
 func insideDataDir(g *globals, path string) bool {
-	d, err1 := filepath.Abs(g.dataDir)
-	p, err2 := filepath.Abs(path)
-	if err1 != nil || err2 != nil {
-		return false
+	if destination.IsURL(path) {
+		u, err := url.Parse(path)
+		if err != nil || u.Scheme != "file" {
+			return false
+		}
+		path = filepath.FromSlash(u.Path)
 	}
-	rel, err := filepath.Rel(d, p)
-	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."))
+	return store.Contains(g.dataDir, path)
 }

@@ -202,7 +202,11 @@ func remoteBackup(cmd *cobra.Command, g *globals, db string, t backup.Type, comp
 			return printJSON(cmd, map[string]any{"ChainDir": res.BackupDirectory, "File": file, "Entry": entry, "Encryption": res.Encryption})
 		}
 		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "%s backup of\t%s\nfile\t%s (on the server's machine)\nencryption\t%s\n", t, db, file, res.Encryption)
+		kind := res.Kind
+		if kind == "" {
+			kind = string(t) + " backup"
+		}
+		fmt.Fprintf(tw, "%s of\t%s\nfile\t%s (on the server's machine)\nencryption\t%s\n", kind, db, file, res.Encryption)
 		for _, l := range res.Locations[min(1, len(res.Locations)):] {
 			fmt.Fprintf(tw, "also in\t%s\n", l)
 		}

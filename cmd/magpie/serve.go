@@ -85,9 +85,9 @@ certificates must then be issued by magpie's CA or by --tls-client-ca.
 --unsecured serves plain HTTP without authentication, on a loopback address
 only, and refuses encrypted databases.
 
---backup-concurrency caps the cores that a logical backup compresses on
-(default 1), so that a backup running beside requests slows them little;
-0 lets it use every core.
+--backup-concurrency caps the goroutines that compress a logical backup
+(default 1: one core), so that a backup running beside requests slows them
+little; 0 is the default of magpie backup run, two.
 
 Settings also come from --config FILE (YAML or JSON: listen, hostname,
 unsecured, tls-cert, tls-key, tls-client-ca, backup-concurrency) and from
@@ -111,13 +111,13 @@ runs when it starts.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&flags.Listen, "listen", defaultListen, "address to listen on (default "+defaultListenUnsecure+" with --unsecured)")
+	f.StringVar(&flags.Listen, "listen", defaultListen, "address to listen on ("+defaultListenUnsecure+" with --unsecured)")
 	f.StringArrayVar(&flags.Hostnames, "hostname", nil, "extra host name or IP address for the server certificate (repeatable)")
 	f.BoolVar(&flags.Unsecured, "unsecured", false, "serve plain HTTP without authentication (loopback only; no encrypted databases)")
 	f.StringVar(&flags.TLSCert, "tls-cert", "", "your own server certificate (PEM) instead of the one magpie makes")
 	f.StringVar(&flags.TLSKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	f.StringVar(&flags.TLSClientCA, "tls-client-ca", "", "extra CA certificates (PEM) whose client certificates may be registered")
-	f.IntVar(&flags.BackupConcurrency, "backup-concurrency", 1, "cores a logical backup may compress on (0: all)")
+	f.IntVar(&flags.BackupConcurrency, "backup-concurrency", 1, "goroutines that compress a logical backup (1: one core; 0: two)")
 	f.StringVar(&configFile, "config", os.Getenv("MAGPIE_CONFIG"), "config file, YAML or JSON (env MAGPIE_CONFIG)")
 	return cmd
 }
@@ -275,7 +275,7 @@ func validateServeConfig(cfg serveConfig) error {
 		return usagef("--listen %s has no valid port. Give an address such as %s", cfg.Listen, defaultListen)
 	}
 	if cfg.BackupConcurrency < 0 {
-		return usagef("--backup-concurrency %d is negative. Give a number of cores, or 0 to let backups use all of them", cfg.BackupConcurrency)
+		return usagef("backup concurrency %d (--backup-concurrency, MAGPIE_BACKUP_CONCURRENCY or backup-concurrency in the config file) is negative. Give 1 to keep backups on one core, or 0 for two", cfg.BackupConcurrency)
 	}
 	if cfg.Unsecured {
 		if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.TLSClientCA != "" {

@@ -363,7 +363,7 @@ func TestServeUsage(t *testing.T) {
 		{"bad bool", []string{"MAGPIE_UNSECURED=maybe"}, "", nil, "must be true or false"},
 		{"bad file", nil, "listen: [\n", nil, "not valid YAML or JSON"},
 		{"missing file", nil, "", []string{"--config", filepath.Join(e.dir, "nope.yaml")}, "cannot read the config file"},
-		{"negative backup concurrency", nil, "", []string{"--backup-concurrency", "-1"}, "--backup-concurrency -1 is negative. Give a number of cores, or 0 to let backups use all of them"},
+		{"negative backup concurrency", nil, "", []string{"--backup-concurrency", "-1"}, "backup concurrency -1 (--backup-concurrency, MAGPIE_BACKUP_CONCURRENCY or backup-concurrency in the config file) is negative. Give 1 to keep backups on one core, or 0 for two"},
 		{"bad backup concurrency env", []string{"MAGPIE_BACKUP_CONCURRENCY=two"}, "", nil, `setting backup-concurrency must be a whole number of cores, not "two"`},
 		{"fractional backup concurrency", nil, "backup-concurrency: 1.5\n", nil, "setting backup-concurrency must be a whole number of cores, not 1.5"},
 	} {

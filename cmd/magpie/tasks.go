@@ -34,6 +34,10 @@ import (
 
 const taskScheduleNote = "Schedules run only while `magpie serve` runs on the data dir (a run that fell due while it was stopped runs when it starts); `magpie backup task run` runs a task now."
 
+// taskScheduleHelp is taskScheduleNote wrapped for --help.
+const taskScheduleHelp = `Schedules run only while ` + "`magpie serve`" + ` runs on the data dir (a run
+that fell due while it was stopped runs when it starts); ` + "`magpie backup\ntask run`" + ` runs a task now.`
+
 func newBackupTaskCmd(g *globals) *cobra.Command {
 	cmd := groupCmd("task", "Manage backup tasks: backups on a schedule", newTaskAddCmd(g), newTaskListCmd(g), newTaskUpdateCmd(g), newTaskDeleteCmd(g), newTaskRunCmd(g))
 	cmd.Long = `Backup tasks make full and incremental backups of a database on cron
@@ -88,10 +92,10 @@ func (f *taskFlags) apply(cmd *cobra.Command, g *globals, t *sdk.BackupTask) err
 		t.Name = f.name
 	}
 	if ch("full") {
-		t.FullBackupFrequency = f.full
+		t.FullBackupFrequency = strings.TrimSpace(f.full)
 	}
 	if ch("incremental") {
-		t.IncrementalBackupFrequency = f.incremental
+		t.IncrementalBackupFrequency = strings.TrimSpace(f.incremental)
 	}
 	if ch("disabled") {
 		t.Disabled = f.disabled
@@ -102,6 +106,11 @@ func (f *taskFlags) apply(cmd *cobra.Command, g *globals, t *sdk.BackupTask) err
 			t.BackupType = "Backup"
 		case "snapshot":
 			t.BackupType = "Snapshot"
+			// A snapshot is not compressed: a logical task's
+			// compression goes when it becomes a snapshot.
+			if !ch("compression") {
+				t.MagpieCompression = ""
+			}
 		default:
 			return usagef("backup type %q is not known: use logical or snapshot", f.typ)
 		}
@@ -116,6 +125,12 @@ func (f *taskFlags) apply(cmd *cobra.Command, g *globals, t *sdk.BackupTask) err
 		t.LocalSettings, t.S3Settings, t.AzureSettings, t.GoogleCloudSettings = nil, nil, nil, nil
 		t.MagpieDestinations = nil
 		for _, to := range f.to {
+			if strings.TrimSpace(to) == "" {
+				return usagef("--to is empty. Give a folder or a URL (s3://, azblob://, gs://)")
+			}
+			if !g.isRemote() && insideDataDir(g, to) {
+				return usagef("--to %s is inside the data dir %s; backups there would be taken for databases or deleted with them. Give a folder outside the data dir", to, g.dataDir)
+			}
 			if !g.isRemote() && !destination.IsURL(to) {
 				abs, err := filepath.Abs(to)
 				if err != nil {
@@ -224,6 +239,9 @@ func checkTask(t *sdk.BackupTask) error {
 
 // taskWording rewords the API's field names in task errors as the flags.
 var taskWording = strings.NewReplacer(
+	"Give it again with UpdatePeriodicBackupOperation (BackupEncryptionSettings.Key), or give the task a MagpieKeyFile on the server's machine",
+	"Give it again with magpie backup task update --key-file FILE, or give the task a key file on the server's machine with --server-key-file PATH",
+	"or update that task (TaskId ", "or update that task (task ",
 	"FullBackupFrequency", "--full",
 	"IncrementalBackupFrequency", "--incremental",
 	"RetentionPolicy.MinimumBackupAgeToKeep", "--min-age",
@@ -274,7 +292,27 @@ func (g *globals) withTasks(cmd *cobra.Command, fn func(ctx context.Context, c *
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return taskError(fn(ctx, c))
+	err = fn(ctx, c)
+	if err != nil && ctx.Err() != nil && cmd.Context().Err() == nil {
+		return errors.New("interrupted: the backup was stopped and removed what it had written. Run it again when you are ready")
+	}
+	return taskError(err)
+}
+
+// inTask rewords the errors about task id of database db with both
+// named, so that the hint can be run as it is.
+func inTask(err error, db string, id int64) error {
+	var ce *sdk.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	switch msg := ce.Message; {
+	case strings.Contains(msg, fmt.Sprintf("ackup task %d does not exist", id)) || strings.Contains(msg, fmt.Sprintf("has no backup task %d", id)):
+		return fmt.Errorf("backup task %d does not exist in database %s. List its tasks with magpie backup task list %s", id, db, db)
+	case strings.Contains(msg, "is disabled."):
+		return fmt.Errorf("backup task %d of %s is disabled. Enable it with magpie backup task update %s %d --disabled=false first", id, db, db, id)
+	}
+	return err
 }
 
 // inProcess is an http.RoundTripper that serves requests with a handler
@@ -311,7 +349,7 @@ func parseTaskID(s string) (int64, error) {
 func newTaskAddCmd(g *globals) *cobra.Command {
 	var f taskFlags
 	cmd := &cobra.Command{
-		Use:   "add DB --full CRON [--incremental CRON] --to DIR|URL ... [--name N]",
+		Use:   "add DB [--full CRON] [--incremental CRON] --to DIR|URL ... [--name N]",
 		Short: "Add a backup task to a database",
 		Long: `Add a backup task: full backups on the --full schedule start a new chain,
 incremental backups on the --incremental schedule extend the newest one
@@ -332,7 +370,7 @@ a task that must survive restarts.
 Retention, applied in every destination after each successful run: keep
 the --keep-newest newest chains and those younger than --min-age.
 
-` + taskScheduleNote,
+` + taskScheduleHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(f.to) == 0 {
@@ -368,7 +406,7 @@ func newTaskUpdateCmd(g *globals) *cobra.Command {
 encryption or destinations makes the next run a full backup, which starts
 a new chain.
 
-` + taskScheduleNote,
+` + taskScheduleHelp,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseTaskID(args[1])
@@ -381,7 +419,7 @@ a new chain.
 			return g.withTasks(cmd, func(ctx context.Context, c *sdk.Client) error {
 				info, err := c.BackupTask(ctx, args[0], id)
 				if err != nil {
-					return err
+					return inTask(err, args[0], id)
 				}
 				t := info.MagpieConfiguration
 				if err := f.apply(cmd, g, &t); err != nil {
@@ -547,7 +585,7 @@ func newTaskDeleteCmd(g *globals) *cobra.Command {
 			}
 			return g.withTasks(cmd, func(ctx context.Context, c *sdk.Client) error {
 				if err := c.DeleteBackupTask(ctx, args[0], id); err != nil {
-					return err
+					return inTask(err, args[0], id)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted backup task %d of %s (its backups stay where they are)\n", id, args[0])
 				return nil
@@ -578,7 +616,7 @@ A disabled task does not run.`,
 				start := time.Now()
 				res, err := c.RunBackupTask(ctx, args[0], id, !incremental)
 				if err != nil {
-					return err
+					return inTask(err, args[0], id)
 				}
 				if asJSON {
 					return printJSON(cmd, res)
@@ -618,7 +656,7 @@ func newBackupStatusCmd(g *globals) *cobra.Command {
 run, the running backup, the last error and the failures in a row, and what
 retention deleted after the last run.
 
-` + taskScheduleNote,
+` + taskScheduleHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withTasks(cmd, func(ctx context.Context, c *sdk.Client) error {
@@ -684,7 +722,7 @@ func printStatus(w io.Writer, info *sdk.BackupTaskInfo) {
 			fmt.Fprintf(tw, "  last etag\t%d\n", *st.LastEtag)
 		}
 		if st.Error != nil {
-			fmt.Fprintf(tw, "  last error\t%s: %s (%d failed runs in a row)\n", when(st.Error.At), st.Error.Exception, st.MagpieFailures)
+			fmt.Fprintf(tw, "  last error\t%s: %s (%d failed runs in a row)\n", when(st.Error.At), taskWording.Replace(st.Error.Exception), st.MagpieFailures)
 		}
 		if r := st.MagpieRetention; r != nil {
 			var bytes int64

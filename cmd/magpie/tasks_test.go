@@ -71,8 +71,23 @@ func TestTaskCLIBadInput(t *testing.T) {
 		{"server key file without server", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", dir, "--server-key-file", "/k"}, 2,
 			"--server-key-file names a key file on the server's machine, for --server. Without --server, give --key-file."},
 		{"unknown database", []string{"backup", "task", "add", "nope", "--full", "@daily", "--to", dir}, 1, "Database 'nope'"},
-		{"run unknown task", []string{"backup", "task", "run", "shop", "9"}, 1, "Backup task 9 does not exist in database shop. Create it with magpie backup task add."},
-		{"delete unknown task", []string{"backup", "task", "delete", "shop", "9"}, 1, "Backup task 9 does not exist in database shop."},
+		{"run unknown task", []string{"backup", "task", "run", "shop", "9"}, 1, "backup task 9 does not exist in database shop. List its tasks with magpie backup task list shop.\n"},
+		{"delete unknown task", []string{"backup", "task", "delete", "shop", "9"}, 1, "backup task 9 does not exist in database shop. List its tasks with magpie backup task list shop.\n"},
+		{"update unknown task", []string{"backup", "task", "update", "shop", "9", "--disabled"}, 1, "backup task 9 does not exist in database shop. List its tasks with magpie backup task list shop.\n"},
+		{"empty to", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", ""}, 2, "--to is empty. Give a folder or a URL (s3://, azblob://, gs://).\n"},
+		{"blank schedule", []string{"backup", "task", "add", "shop", "--full", "   ", "--to", dir}, 2, "the task has no schedule."},
+		{"file url inside the data dir", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", "file://" + filepath.Join(e.data, "b")}, 2,
+			"--to file://" + filepath.Join(e.data, "b") + " is inside the data dir"},
+		{"same folder twice", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", dir, "--to", "file://" + dir}, 2,
+			"destination " + dir + " is given twice. Give each destination once."},
+		{"secret in a query parameter", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", "gs://b/x?access_token=s3cr3t"}, 2,
+			`--to number 1: destination gs://b/x?access_token=REDACTED has the query parameter "access_token", which magpie does not know for gs://.`},
+		{"secret in an endpoint", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", "s3://b/x?endpoint=http%3A%2F%2FAKIA%3As3cr3t%40host"}, 2,
+			"--to number 1: destination s3://b/x?endpoint=http%3A%2F%2FREDACTED%40host holds credentials in its endpoint."},
+		{"never due", []string{"backup", "task", "add", "shop", "--full", "0 0 30 2 *", "--to", dir}, 2, `--full "0 0 30 2 *" never falls due (no date matches it).`},
+		{"every second or less", []string{"backup", "task", "add", "shop", "--incremental", "@every 0s", "--to", dir}, 2, `--incremental "@every 0s" is shorter than a second.`},
+		{"min age overflow", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", dir, "--min-age", "73025633904072"}, 2, `--min-age "73025633904072" is longer than 100 years.`},
+		{"name with a newline", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", dir, "--name", "a\nb"}, 2, `the task's Name "a\nb" holds control characters`},
 		{"bad task id", []string{"backup", "task", "run", "shop", "x"}, 2, `task id "x" is not a number above 0. Give the id that magpie backup task list shows.`},
 		{"update without change", []string{"backup", "task", "update", "shop", "1"}, 2, "no change was given. Give the flags to change, e.g. --full CRON or --disabled."},
 		{"full and incremental", []string{"backup", "task", "run", "shop", "1", "--full", "--incremental"}, 2, "--full and --incremental ask for different runs. Give one of them."},
@@ -181,7 +196,7 @@ func TestTaskCLIEmbedded(t *testing.T) {
 		t.Fatalf("update: %s", out)
 	}
 	r = e.run("backup", "task", "run", "shop", "1")
-	if r.code != 1 || r.stderr != "magpie: error: Backup task 1 (nightly) is disabled. Enable it with magpie backup task update --disabled=false first.\n" {
+	if r.code != 1 || r.stderr != "magpie: error: backup task 1 of shop is disabled. Enable it with magpie backup task update shop 1 --disabled=false first.\n" {
 		t.Fatalf("run of a disabled task: %d %q", r.code, r.stderr)
 	}
 	if out := e.ok("backup", "task", "delete", "shop", "1"); out != "deleted backup task 1 of shop (its backups stay where they are)\n" {
@@ -275,4 +290,26 @@ func (e *env) okStdin(stdin []byte, args ...string) string {
 		e.t.Fatalf("magpie %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
 	return r.stdout
+}
+
+// TestTaskCLITypeChange: a logical task with gzip becomes a snapshot task
+// without being told to drop its compression, and back.
+func TestTaskCLITypeChange(t *testing.T) {
+	e := newEnv(t)
+	e.ok("db", "create", "shop")
+	dir := filepath.Join(e.dir, "backups")
+	e.ok("backup", "task", "add", "shop", "--full", "@daily", "--to", dir, "--compression", "gzip")
+	e.ok("backup", "task", "update", "shop", "1", "--type", "snapshot")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(e.ok("backup", "task", "list", "shop", "--json")), &list); err != nil || len(list) != 1 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	if list[0]["BackupType"] != "Snapshot" || list[0]["MagpieCompression"] != nil {
+		t.Fatalf("task after --type snapshot: %v", list[0])
+	}
+	r := e.run("backup", "task", "update", "shop", "1", "--type", "snapshot", "--compression", "zstd")
+	if r.code != 2 || !strings.Contains(r.stderr, "a snapshot is not compressed") {
+		t.Fatalf("snapshot with --compression: %d %s", r.code, r.stderr)
+	}
+	e.ok("backup", "task", "update", "shop", "1", "--type", "logical", "--compression", "gzip")
 }

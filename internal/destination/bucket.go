@@ -85,25 +85,13 @@ type Bucket struct {
 // bucket, the path a prefix inside it, the query the options of gocloud's
 // openers (see queryParams), and credentials come from the environment.
 func openBucket(ctx context.Context, u *url.URL) (Store, error) {
+	if err := checkBucketURL(u); err != nil {
+		return nil, err
+	}
 	scheme := u.Scheme
 	q := u.Query()
 	prefix := strings.Trim(u.Path, "/")
 	shown := display(scheme, u.Host, prefix, q)
-	if u.Host == "" {
-		return nil, fmt.Errorf("destination %s names no bucket. Write it as %s://BUCKET/PATH", shown, scheme)
-	}
-	if prefix != "" && !validName(prefix) {
-		return nil, fmt.Errorf("destination %s has a path with empty, . or .. parts. Write the path as plain names separated by single slashes", shown)
-	}
-	for name, values := range q {
-		if !knownParam(scheme, name) {
-			return nil, fmt.Errorf("destination %s has the query parameter %q, which magpie does not know for %s://. Use only %s, and give credentials in the environment (%s)",
-				shown, name, scheme, strings.Join(queryParams[scheme], ", "), credentialHelp[scheme])
-		}
-		if len(values) != 1 {
-			return nil, fmt.Errorf("destination %s gives the query parameter %q more than once. Give it once", shown, name)
-		}
-	}
 	var b *blob.Bucket
 	var err error
 	switch scheme {
@@ -123,6 +111,38 @@ func openBucket(ctx context.Context, u *url.URL) (Store, error) {
 		b = blob.PrefixedBucket(b, prefix+"/")
 	}
 	return &Bucket{b: b, scheme: scheme, location: shown}, nil
+}
+
+// checkBucketURL checks what can be checked of an object store URL
+// without opening it: a bucket, a clean path, only the query parameters
+// magpie knows (an unknown one may be a secret put in the wrong place),
+// each once, and no credentials in an endpoint.
+func checkBucketURL(u *url.URL) error {
+	scheme := u.Scheme
+	q := u.Query()
+	prefix := strings.Trim(u.Path, "/")
+	shown := display(scheme, u.Host, prefix, q)
+	if u.Host == "" {
+		return fmt.Errorf("destination %s names no bucket. Write it as %s://BUCKET/PATH", shown, scheme)
+	}
+	if prefix != "" && !validName(prefix) {
+		return fmt.Errorf("destination %s has a path with empty, . or .. parts. Write the path as plain names separated by single slashes", shown)
+	}
+	for name, values := range q {
+		if !knownParam(scheme, name) {
+			return fmt.Errorf("destination %s has the query parameter %q, which magpie does not know for %s://. Use only %s, and give credentials in the environment (%s)",
+				shown, name, scheme, strings.Join(queryParams[scheme], ", "), credentialHelp[scheme])
+		}
+		if len(values) != 1 {
+			return fmt.Errorf("destination %s gives the query parameter %q more than once. Give it once", shown, name)
+		}
+	}
+	if endpoint := q.Get("endpoint"); endpoint != "" {
+		if e, err := url.Parse(endpoint); err == nil && e.User != nil {
+			return fmt.Errorf("destination %s holds credentials in its endpoint. Give them in the environment (%s), never in the URL", shown, credentialHelp[scheme])
+		}
+	}
+	return nil
 }
 
 func knownParam(scheme, name string) bool {

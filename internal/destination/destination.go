@@ -107,6 +107,26 @@ func Open(ctx context.Context, location string) (Store, error) {
 	return nil, fmt.Errorf("destination scheme %q is not supported. Use a local path, s3://, azblob:// or gs://", u.Scheme)
 }
 
+// CheckURL checks an object store or file:// URL as far as can be done
+// without opening it (Open checks the same, and more): the scheme, a
+// bucket, known query parameters only, no credentials anywhere in it.
+func CheckURL(location string) error {
+	u, err := url.Parse(location)
+	if err != nil {
+		return fmt.Errorf("destination %q is not a valid URL: %v. Write it as s3://BUCKET/PATH, azblob://CONTAINER/PATH, gs://BUCKET/PATH or a local path", Redact(location), err)
+	}
+	if u.User != nil {
+		return fmt.Errorf("destination %s holds credentials. Give them in the environment (AWS_ACCESS_KEY_ID, AZURE_STORAGE_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...), never in the URL", Redact(location))
+	}
+	switch u.Scheme {
+	case "file":
+		return nil
+	case "s3", "azblob", "gs":
+		return checkBucketURL(u)
+	}
+	return fmt.Errorf("destination scheme %q is not supported. Use a local path, s3://, azblob:// or gs://", u.Scheme)
+}
+
 // Redact hides any user information in a location before it is shown.
 func Redact(location string) string {
 	u, err := url.Parse(location)

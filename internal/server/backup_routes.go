@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/magpiedb/magpie/internal/backup"
+	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/store"
 	"github.com/magpiedb/magpie/internal/tasks"
@@ -133,6 +134,17 @@ func planBackup(body []byte, db *store.DB) (*tasks.Config, *keys.Key, *tasks.Pla
 		return nil, nil, nil, apiError(err)
 	}
 	return c, key, plan, nil
+}
+
+// checkOutsideDataDir refuses destinations in the server's data dir,
+// where backups would be taken for databases or deleted with them.
+func (s *Server) checkOutsideDataDir(to []string) error {
+	for _, d := range to {
+		if !destination.IsURL(d) && store.Contains(s.data.Path(), d) {
+			return fmt.Errorf("the destination %s is inside the server's data dir %s; backups there would be taken for databases or deleted with them. Give a folder outside the data dir", d, s.data.Path())
+		}
+	}
+	return nil
 }
 
 // apiError rewords the CLI hints of an error from package backup for API
@@ -271,6 +283,9 @@ func (s *Server) handleOneTimeBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	json.Unmarshal(body, &ext)
 	_, _, plan, err := planBackup(body, db)
+	if err == nil {
+		err = s.checkOutsideDataDir(plan.To)
+	}
 	if err != nil {
 		badRequest(w, err)
 		return
@@ -290,7 +305,11 @@ func (s *Server) handleOneTimeBackup(w http.ResponseWriter, r *http.Request) {
 			}
 			return nil, err
 		}
-		s.log.Info("backup written", "db", db.Name(), "operation", op.id, "chain", res.ChainDir, "kind", res.Entry.Kind, "unchanged", res.Unchanged, "documents", res.Entry.Documents)
+		if res.Unchanged {
+			s.log.Info("backup: nothing changed", "db", db.Name(), "operation", op.id, "chain", res.ChainDir, "etag", res.Entry.ToEtag)
+		} else {
+			s.log.Info("backup written", "db", db.Name(), "operation", op.id, "chain", res.ChainDir, "kind", res.Entry.Kind, "file", res.Entry.Name, "documents", res.Entry.Documents)
+		}
 		return newBackupResult(db.Name(), plan, res), nil
 	})
 	if err != nil {

@@ -523,8 +523,23 @@ func TestBackupTasksPersist(t *testing.T) {
 	}
 	// The provided key did not survive the restart: the task says so.
 	code, out := f.call("POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=1", nil)
-	if code != 400 || !strings.HasPrefix(out["Error"].(string), "The key of backup task 1 (fingerprint "+taskKey.Fingerprint()+") is kept in memory only, and the server restarted since it was given.") {
+	if code != 400 || !strings.HasPrefix(out["Error"].(string), "The key of backup task 1 (fingerprint "+taskKey.Fingerprint()+") is kept in the server's memory only, and this server does not hold it (it restarted since the key was given, or the database was restored).") {
 		t.Fatalf("%d %v", code, out)
+	}
+	// Without the key, the task can still be changed (disabled, renamed):
+	// it keeps its key's fingerprint, and still cannot run.
+	f.mustCall(200, "POST", "/databases/plain/admin/periodic-backup", map[string]any{
+		"TaskId": 1, "Name": "keyed-off", "Disabled": true, "LocalSettings": map[string]any{"FolderPath": f.backups},
+		"BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey"},
+	})
+	info = f.mustCall(200, "GET", "/databases/plain/task?key=1&type=Backup", nil)
+	if info["TaskName"] != "keyed-off" || info["TaskState"] != "Disabled" || info["MagpieKeyInMemory"] != false {
+		t.Fatalf("task updated without its key %v", info)
+	}
+	f.mustCall(200, "POST", "/databases/plain/admin/tasks/state?key=1&type=Backup&disable=false", nil)
+	code, out = f.call("POST", "/databases/plain/admin/backup/database?isFullBackup=true&taskId=1", nil)
+	if code != 400 || !strings.Contains(out["Error"].(string), "this server does not hold it") {
+		t.Fatalf("run after an update without the key: %d %v", code, out)
 	}
 	// Updating the task with its key again makes it run; an update that
 	// leaves the key out keeps the one the server holds.

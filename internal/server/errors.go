@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/magpiedb/magpie/internal/dump"
 	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/smuggler"
 	"github.com/magpiedb/magpie/internal/store"
+	"github.com/magpiedb/magpie/internal/tasks"
 )
 
 // Exception types as RavenDB names them. The Node.js client names the error
@@ -162,26 +162,15 @@ func readJSON(w http.ResponseWriter, r *http.Request, max int64, v any) bool {
 	case errors.Is(err, io.EOF):
 		writeError(w, http.StatusBadRequest, typeBadRequest, "The request body is empty; a JSON object was expected.")
 	default:
-		writeError(w, http.StatusBadRequest, typeBadRequest, "The request body is not valid JSON: "+jsonProblem(err)+".")
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) {
+			writeError(w, http.StatusBadRequest, typeBadRequest, "The request body does not have the shape this route takes: "+jsonProblem(err)+".")
+		} else {
+			writeError(w, http.StatusBadRequest, typeBadRequest, "The request body is not valid JSON: "+jsonProblem(err)+".")
+		}
 	}
 	return false
 }
 
 // jsonProblem describes a decoding error without echoing the body.
-func jsonProblem(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return fmt.Sprintf("%s (at byte %d)", syn.Error(), syn.Offset)
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			return fmt.Sprintf("a %s was found where a %s was expected", typ.Value, typ.Type)
-		}
-		return fmt.Sprintf("field %s is a %s, not a %s", field, typ.Value, typ.Type)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "it ends in the middle of a value"
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
-}
+func jsonProblem(err error) string { return tasks.JSONProblem(err) }

@@ -292,7 +292,11 @@ func (s *Server) runTask(ctx context.Context, op *operation, db *store.DB, c *ta
 		}
 		return nil, err
 	}
-	s.log.Info("backup task done", "db", db.Name(), "task", c.TaskID, "operation", op.id, "kind", res.Entry.Kind, "unchanged", res.Unchanged, "chain", res.ChainDir, "documents", res.Entry.Documents, "size", res.Entry.Size)
+	if res.Unchanged {
+		s.log.Info("backup task done: nothing changed", "db", db.Name(), "task", c.TaskID, "operation", op.id, "chain", res.ChainDir, "etag", res.Entry.ToEtag)
+	} else {
+		s.log.Info("backup task done", "db", db.Name(), "task", c.TaskID, "operation", op.id, "kind", res.Entry.Kind, "chain", res.ChainDir, "file", res.Entry.Name, "documents", res.Entry.Documents, "size", res.Entry.Size)
+	}
 	out := newBackupResult(db.Name(), plan, res)
 	out.MagpieRetention = ret
 	return out, nil
@@ -425,6 +429,12 @@ func (s *Server) recordRunLocked(t *dbTasks, c *tasks.Config, op *operation, ful
 			bs.LocalRetentionDurationInMs = &rms
 		}
 	}
+	// The task may have changed while it ran (its type, encryption or
+	// destinations): then the chain this run wrote cannot be extended by
+	// the task as it is now, and its next run must be a full backup.
+	if cur := tasks.Find(t.list, c.TaskID); cur != nil && chainChanged(c, cur) {
+		bs.MagpieNeedsFullBackup = true
+	}
 	st.status = bs
 	s.extras().metrics.failures(t.name, c.TaskID, bs.MagpieFailures)
 	if err := s.extras().tasks.saveLocked(t); err != nil {
@@ -465,6 +475,11 @@ func nextOf(t *dbTasks, c *tasks.Config) *nextBackup {
 	at, full, ok := c.Next(t.history(c.TaskID))
 	if !ok {
 		return nil
+	}
+	// A task that changed since its chain began runs a full backup next,
+	// whatever its schedule says (startRunLocked does the same).
+	if st := t.state[c.TaskID]; st != nil && st.status != nil && st.status.MagpieNeedsFullBackup {
+		full = true
 	}
 	wait := time.Until(at)
 	if wait < 0 {

@@ -37,6 +37,12 @@ func (s *Server) handleUpdateBackupTask(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	c, key, err := tasks.Parse(body)
+	if err == nil {
+		var to []string
+		if to, err = c.Destinations(); err == nil {
+			err = s.checkOutsideDataDir(to)
+		}
+	}
 	if err != nil {
 		badRequest(w, err)
 		return
@@ -54,14 +60,18 @@ func (s *Server) handleUpdateBackupTask(w http.ResponseWriter, r *http.Request) 
 		old = old.Clone()
 	}
 	st := t.stateOf(c.TaskID)
-	// An update that leaves out the provided key keeps the one the server
-	// holds, when it is the task's: clients that edit a task send back
-	// what they read, and the key is never in it.
-	if es := c.BackupEncryptionSettings; key == nil && old != nil && st.key != nil && es != nil && es.MagpieKeyFile == "" {
+	// An update that leaves out the provided key keeps the task's key:
+	// clients that edit a task send back what they read, and the key is
+	// never in it. When the server no longer holds that key (it
+	// restarted), the update is still saved (to disable or rename the
+	// task, say), and the task's runs keep failing until the key is given.
+	if es := c.BackupEncryptionSettings; key == nil && old != nil && es != nil && es.MagpieKeyFile == "" {
 		if m, _ := tasks.ParseRavenMode(es.EncryptionMode); m == backup.ModeKey || m == "" {
-			if oes := old.BackupEncryptionSettings; oes != nil && oes.MagpieKeyFingerprint == st.key.Fingerprint() {
-				key = st.key
+			if oes := old.BackupEncryptionSettings; oes != nil && oes.MagpieKeyFingerprint != "" && oes.MagpieKeyFile == "" {
 				es.MagpieKeyFingerprint = oes.MagpieKeyFingerprint
+				if st.key != nil && st.key.Fingerprint() == oes.MagpieKeyFingerprint {
+					key = st.key
+				}
 			}
 		}
 	}
@@ -287,11 +297,23 @@ func (s *Server) handleToggleTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.Disabled != disable {
-		c.Disabled = disable
-		if err := tasks.Save(db, t.list); err != nil {
+		// A new list with a new config, never a change in place: readers
+		// encode the configs they got after the lock is released, and
+		// a failed save must leave the cached list as the record is.
+		nc := c.Clone()
+		nc.Disabled = disable
+		list := make([]*tasks.Config, len(t.list))
+		for i, o := range t.list {
+			list[i] = o
+			if o == c {
+				list[i] = nc
+			}
+		}
+		if err := tasks.Save(db, list); err != nil {
 			s.storeError(w, err)
 			return
 		}
+		t.list = list
 		if !disable {
 			t.stateOf(taskID).changed = time.Now()
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/magpiedb/magpie/internal/backup"
 	"github.com/magpiedb/magpie/internal/destination"
+	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/testservers"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -443,5 +444,66 @@ func TestScheduledRunCanceled(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(f.backups); len(entries) != 0 {
 		t.Fatalf("a canceled run left %v", entries)
+	}
+}
+
+// TestTaskChangedWhileRunning: a run that started before its task's
+// encryption changed still leaves the task needing a full backup, so that
+// no incremental of the new settings extends the old chain.
+func TestTaskChangedWhileRunning(t *testing.T) {
+	f := newBackupFix(t)
+	f.createDB("busy", nil)
+	f.mustCall(200, "POST", "/databases/busy/admin/periodic-backup", map[string]any{
+		"LocalSettings": map[string]any{"FolderPath": f.backups},
+	})
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	testHookBackup = func(ctx context.Context) {
+		started <- struct{}{}
+		<-release
+	}
+	defer func() { testHookBackup = nil }()
+	out := f.mustCall(200, "POST", "/databases/busy/admin/backup/database?isFullBackup=true&taskId=1", nil)
+	<-started
+	key, _ := keys.Generate()
+	f.mustCall(200, "POST", "/databases/busy/admin/periodic-backup", map[string]any{
+		"TaskId": 1, "LocalSettings": map[string]any{"FolderPath": f.backups},
+		"BackupEncryptionSettings": map[string]any{"EncryptionMode": "UseProvidedKey", "Key": key.Base64()},
+	})
+	close(release)
+	if st := f.wait("/databases/busy/operations/state", out["OperationId"]); st["Status"] != "Completed" {
+		t.Fatalf("run: %v", st)
+	}
+	testHookBackup = nil
+	if st := f.status("busy", 1); st["MagpieNeedsFullBackup"] != true {
+		t.Fatalf("status after a run of the old settings: %v", st)
+	}
+	// An incremental asked for now makes a full backup in a new chain,
+	// encrypted with the new key.
+	out = f.mustCall(200, "POST", "/databases/busy/admin/backup/database?isFullBackup=false&taskId=1", nil)
+	st := f.wait("/databases/busy/operations/state", out["OperationId"])
+	res, _ := st["Result"].(map[string]any)
+	if st["Status"] != "Completed" || res["MagpieKind"] != "full-backup" || res["MagpieEncryption"] != "key" {
+		t.Fatalf("incremental after the change: %v", st)
+	}
+	if got := chains(t, f.backups); len(got) != 2 {
+		t.Fatalf("chains %v, want the old one and a new one", got)
+	}
+}
+
+// TestDestinationInDataDirRefused: neither a one-time backup nor a task
+// may write into the server's data dir.
+func TestDestinationInDataDirRefused(t *testing.T) {
+	f := newBackupFix(t)
+	f.createDB("d", nil)
+	inside := filepath.Join(f.data.Path(), "databases")
+	want := "The destination " + inside + " is inside the server's data dir " + f.data.Path() + "; backups there would be taken for databases or deleted with them. Give a folder outside the data dir."
+	for _, c := range []struct{ target string }{{"/databases/d/admin/backup"}, {"/databases/d/admin/periodic-backup"}} {
+		code, out := f.call("POST", c.target, map[string]any{"FullBackupFrequency": "@daily", "MagpieDestinations": []string{"file://" + inside}})
+		if code != 400 || out["Error"] != want {
+			t.Errorf("%s: %d %v", c.target, code, out)
+		}
+	}
+	if list := f.mustCall(200, "GET", "/databases/d/tasks", nil)["OngoingTasks"]; list != nil && len(list.([]any)) != 0 {
+		t.Fatalf("a refused task was stored: %v", list)
 	}
 }

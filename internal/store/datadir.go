@@ -256,6 +256,36 @@ func (d *DataDir) Close() error {
 // Path is the data dir's location.
 func (d *DataDir) Path() string { return d.dir }
 
+// Contains reports whether path (a folder or file, not necessarily
+// existing) is the data dir or inside it: backups must not go there,
+// where they would be taken for databases or deleted with them.
+func Contains(dataDir, path string) bool {
+	d, err1 := filepath.Abs(dataDir)
+	p, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	// Resolve symlinks where the paths exist, so that a link into the
+	// data dir is seen for what it is.
+	if r, err := filepath.EvalSymlinks(d); err == nil {
+		d = r
+	}
+	for probe, rest := p, ""; ; {
+		if r, err := filepath.EvalSymlinks(probe); err == nil {
+			p = filepath.Join(r, rest)
+			break
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			break
+		}
+		rest = filepath.Join(filepath.Base(probe), rest)
+		probe = parent
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
 // MasterKeyFile is where the master key was read from or written to.
 func (d *DataDir) MasterKeyFile() string { return d.masterPath }
 

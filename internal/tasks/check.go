@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/magpiedb/magpie/internal/backup"
 	"github.com/magpiedb/magpie/internal/destination"
@@ -79,11 +83,11 @@ func CredentialError(field string) error {
 func Parse(body []byte) (*Config, *keys.Key, error) {
 	var c Config
 	if err := json.Unmarshal(body, &c); err != nil {
-		return nil, nil, fmt.Errorf("the request body is not a backup configuration: %v", err)
+		return nil, nil, fmt.Errorf("the request body is not a backup configuration: %s", JSONProblem(err))
 	}
 	var s secrets
 	if err := json.Unmarshal(body, &s); err != nil {
-		return nil, nil, fmt.Errorf("the request body is not a backup configuration: %v", err)
+		return nil, nil, fmt.Errorf("the request body is not a backup configuration: %s", JSONProblem(err))
 	}
 	var refused []string
 	scripts := map[string]*script{}
@@ -149,10 +153,74 @@ func Parse(body []byte) (*Config, *keys.Key, error) {
 	return &c, key, nil
 }
 
+// maxNameLen bounds a task's name: it is shown in listings and logs.
+const maxNameLen = 200
+
+// JSONProblem describes a JSON decoding error in the terms of JSON (not
+// of the Go types it was read into), without echoing the input.
+func JSONProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("%s (at byte %d)", strings.TrimPrefix(syn.Error(), "json: "), syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return fmt.Sprintf("it is %s where %s was expected", jsonArticle(typ.Value), jsonKind(typ.Type))
+		}
+		return fmt.Sprintf("field %s is %s, not %s", typ.Field, jsonArticle(typ.Value), jsonKind(typ.Type))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "it ends in the middle of a value"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonKind names what JSON value a Go type is read from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "another value"
+}
+
+// jsonArticle puts an article before a JSON value's kind as encoding/json
+// names it (object, array, string, number, bool, ...).
+func jsonArticle(kind string) string {
+	switch {
+	case kind == "bool":
+		return "true or false"
+	case strings.HasPrefix(kind, "number"):
+		return "a number"
+	case kind == "object" || kind == "array":
+		return "an " + kind
+	}
+	return "a " + kind
+}
+
 // Check checks what can be checked of a task without its database: type,
 // compression, schedules, destinations and retention. Plan checks the
 // rest (encryption) against the database.
 func (c *Config) Check() error {
+	if len(c.Name) > maxNameLen {
+		return fmt.Errorf("the task's Name is %d bytes long. Give a name of at most %d bytes", len(c.Name), maxNameLen)
+	}
+	if strings.IndexFunc(c.Name, unicode.IsControl) >= 0 || !utf8.ValidString(c.Name) {
+		return fmt.Errorf("the task's Name %q holds control characters or invalid UTF-8, which would garble listings and logs. Give a name of printable characters", c.Name)
+	}
 	switch strings.ToLower(c.BackupType) {
 	case "", "backup", "snapshot":
 	default:
@@ -200,6 +268,17 @@ func parseSchedule(field, spec string) (cron.Schedule, error) {
 	s, err := cron.ParseStandard(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q is not a cron expression (%v). Give five fields, minute hour day-of-month month day-of-week, such as \"0 2 * * *\", or a descriptor such as @daily or \"@every 1h\"", field, spec, err)
+	}
+	// cron rounds an interval under a second up to a second, so "@every
+	// 0s" or "@every -5s" would run every second: refuse them instead.
+	if rest, ok := strings.CutPrefix(spec, "@every "); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(rest)); err == nil && d < time.Second {
+			return nil, fmt.Errorf("%s %q is shorter than a second. Give an interval of at least 1s, such as \"@every 1h\"", field, spec)
+		}
+	}
+	// A date that never comes (February 30) would give no next run.
+	if s.Next(time.Now()).IsZero() {
+		return nil, fmt.Errorf("%s %q never falls due (no date matches it). Check the day of month and the month, such as \"0 2 28 2 *\"", field, spec)
 	}
 	return s, nil
 }
@@ -343,12 +422,18 @@ func CheckLocation(loc string) (string, error) {
 	}
 	switch u.Scheme {
 	case "file":
-		if !filepath.IsAbs(filepath.FromSlash(u.Path)) || u.Host != "" {
+		if !filepath.IsAbs(filepath.FromSlash(u.Path)) || u.Host != "" || u.RawQuery != "" {
 			return "", fmt.Errorf("%s is not an absolute file:// URL. Write it as file:///PATH", loc)
 		}
+		// A file:// URL is the folder it names: one spelling, so that
+		// the same folder cannot be given twice.
+		return filepath.Clean(filepath.FromSlash(u.Path)), nil
 	case "s3", "azblob", "gs":
 		if u.Host == "" {
 			return "", fmt.Errorf("%s names no bucket. Write it as %s://BUCKET/PATH", loc, u.Scheme)
+		}
+		if err := destination.CheckURL(loc); err != nil {
+			return "", err
 		}
 	default:
 		return "", fmt.Errorf("the scheme %q of %s is not supported. Use an absolute folder path, s3://, azblob:// or gs://", u.Scheme, loc)
@@ -362,6 +447,9 @@ func (c *Config) Retention() (backup.Retention, error) {
 	var r backup.Retention
 	if p := c.RetentionPolicy; p != nil && !p.Disabled && p.MinimumBackupAgeToKeep != nil && strings.TrimSpace(*p.MinimumBackupAgeToKeep) != "" {
 		d, err := ParseAge(*p.MinimumBackupAgeToKeep)
+		if errors.Is(err, errAgeTooLong) {
+			return r, fmt.Errorf("RetentionPolicy.MinimumBackupAgeToKeep %q is longer than 100 years. Give a shorter age, or leave the policy out to keep chains of any age", *p.MinimumBackupAgeToKeep)
+		}
 		if err != nil {
 			return r, fmt.Errorf("RetentionPolicy.MinimumBackupAgeToKeep %q is not a duration. Give a .NET TimeSpan such as \"30.00:00:00\" (30 days) or a Go duration such as \"720h\"", *p.MinimumBackupAgeToKeep)
 		}
@@ -385,8 +473,26 @@ var timeSpan = regexp.MustCompile(`^(-)?(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1
 // ("30.00:00:00", "12:00:00", or a number of days "7") or a Go duration
 // ("720h", "90m").
 func ParseAge(s string) (time.Duration, error) {
+	d, err := parseAge(s)
+	if err == nil && (d > maxAge || d < -maxAge) {
+		return 0, fmt.Errorf("%q: %w", strings.TrimSpace(s), errAgeTooLong)
+	}
+	return d, err
+}
+
+var errAgeTooLong = errors.New("longer than 100 years")
+
+// maxAge bounds retention ages: far beyond any use, and far from the
+// overflow of a time.Duration (292 years), which a .NET TimeSpan of many
+// days would otherwise wrap into a short or negative age.
+const maxAge = 100 * 365 * 24 * time.Hour
+
+func parseAge(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, err := strconv.Atoi(s); err == nil {
+		if n > 36500 || n < -36500 {
+			return 0, fmt.Errorf("%q: %w", s, errAgeTooLong)
+		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	if m := timeSpan.FindStringSubmatch(s); m != nil {
@@ -397,6 +503,9 @@ func ParseAge(s string) (time.Duration, error) {
 		h, mi, sec := num(3), num(4), num(5)
 		if h > 23 || mi > 59 || sec > 59 {
 			return 0, fmt.Errorf("%q is out of range", s)
+		}
+		if num(2) > 36500 {
+			return 0, fmt.Errorf("%q: %w", s, errAgeTooLong)
 		}
 		d := num(2)*24*time.Hour + h*time.Hour + mi*time.Minute + sec*time.Second
 		if m[6] != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/magpiedb/magpie/internal/backup"
@@ -49,6 +50,19 @@ func ParseRavenMode(s string) (backup.Mode, bool) {
 	}
 	m, ok := ravenModes[strings.ToLower(s)]
 	return m, ok
+}
+
+// KeyNotHeldError says that a task's UseProvidedKey key, which a server
+// keeps in memory only, is not held: the server restarted since it was
+// given, or the database came back from a backup. The task cannot run
+// until the key is given again.
+type KeyNotHeldError struct {
+	TaskID      int64
+	Fingerprint string
+}
+
+func (e *KeyNotHeldError) Error() string {
+	return fmt.Sprintf("the key of backup task %d (fingerprint %s) is kept in the server's memory only, and this server does not hold it (it restarted since the key was given, or the database was restored). Give it again with UpdatePeriodicBackupOperation (BackupEncryptionSettings.Key), or give the task a MagpieKeyFile on the server's machine", e.TaskID, e.Fingerprint)
 }
 
 // Plan is what one run of a task (or a one-time backup) needs.
@@ -117,7 +131,7 @@ func (c *Config) Plan(db *store.DB, key *keys.Key) (*Plan, error) {
 			k := *key
 			p.Request.Key = &k
 		default:
-			return nil, fmt.Errorf("the key of backup task %d (fingerprint %s) is kept in memory only, and the server restarted since it was given. Give it again with UpdatePeriodicBackupOperation (BackupEncryptionSettings.Key), or give the task a MagpieKeyFile", c.TaskID, es.MagpieKeyFingerprint)
+			return nil, &KeyNotHeldError{TaskID: c.TaskID, Fingerprint: es.MagpieKeyFingerprint}
 		}
 	}
 	// The last word is backup's own check (it reads key and recipient
@@ -138,6 +152,8 @@ func (c *Config) Plan(db *store.DB, key *keys.Key) (*Plan, error) {
 func (c *Config) encryptionMode(es *EncryptionSettings, key *keys.Key, typ backup.Type, dbName string, encrypted bool) (backup.Mode, error) {
 	keyField := ""
 	switch {
+	case es.MagpieKeyFile != "" && !filepath.IsAbs(es.MagpieKeyFile):
+		return "", fmt.Errorf("BackupEncryptionSettings.MagpieKeyFile %q is not an absolute path. Give the full path of the key file on the server's machine", es.MagpieKeyFile)
 	case es.MagpieKeyFile != "" && key != nil:
 		return "", errors.New("BackupEncryptionSettings.Key and BackupEncryptionSettings.MagpieKeyFile were both given. Give one of them")
 	case es.MagpieKeyFile != "":

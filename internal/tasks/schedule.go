@@ -64,13 +64,17 @@ func (c *Config) Next(h History) (at time.Time, full bool, ok bool) {
 		}
 		return b.In(time.Local)
 	}
+	// A zero time from a schedule means it never falls due again: it
+	// gives no run.
 	if fs != nil {
-		at, full, ok = fs.Next(base(h.LastFull)), true, true
+		if n := fs.Next(base(h.LastFull)); !n.IsZero() {
+			at, full, ok = n, true, true
+		}
 	}
 	if is != nil {
 		// An incremental extends the newest chain, whichever kind of
 		// run last touched it.
-		if n := is.Next(base(h.LastFull, h.LastIncremental)); !ok || n.Before(at) {
+		if n := is.Next(base(h.LastFull, h.LastIncremental)); !n.IsZero() && (!ok || n.Before(at)) {
 			at, full, ok = n, false, true
 		}
 	}

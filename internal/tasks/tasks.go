@@ -27,11 +27,14 @@ package tasks
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/magpiedb/magpie/internal/backup"
 	"github.com/magpiedb/magpie/internal/dump"
 	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/store"
@@ -193,37 +196,55 @@ func Find(list []*Config, id int64) *Config {
 // unique. It returns the task as stored, with its encryption mode spelled
 // out: what the default meant when the task was made stays what it means.
 func Put(db *store.DB, c *Config, key *keys.Key, now time.Time) (*Config, error) {
-	plan, err := c.Plan(db, key)
-	if err != nil {
-		return nil, err
-	}
 	list, err := Load(db)
 	if err != nil {
 		return nil, err
 	}
-	c = c.Clone()
-	if c.BackupEncryptionSettings == nil {
-		c.BackupEncryptionSettings = &EncryptionSettings{}
-	}
-	c.BackupEncryptionSettings.EncryptionMode = RavenMode(plan.Encryption)
-	c.BackupType = c.Type()
-	c.Name = strings.TrimSpace(c.Name)
-	var old *Config
 	if c.TaskID < 0 {
 		return nil, fmt.Errorf("TaskId %d is not valid. Give 0 (or leave it out) for a new task, or the id of the task to update", c.TaskID)
 	}
+	var old *Config
 	if c.TaskID != 0 {
 		if old = Find(list, c.TaskID); old == nil {
 			return nil, fmt.Errorf("backup task %d does not exist in database %s. Give TaskId 0 to create a task", c.TaskID, db.Name())
 		}
 	}
+	mode := backup.ModeKey
+	plan, err := c.Plan(db, key)
+	var notHeld *KeyNotHeldError
+	switch {
+	case errors.As(err, &notHeld) && old != nil && sameKey(old, c):
+		// An update that keeps a key the server no longer holds: the
+		// task is saved, and its runs fail, saying so, until the key
+		// is given again.
+	case err != nil:
+		return nil, err
+	default:
+		mode = plan.Encryption
+	}
+	c = c.Clone()
+	if c.BackupEncryptionSettings == nil {
+		c.BackupEncryptionSettings = &EncryptionSettings{}
+	}
+	c.BackupEncryptionSettings.EncryptionMode = RavenMode(mode)
+	c.BackupType = c.Type()
+	c.Name = strings.TrimSpace(c.Name)
 	for _, other := range list {
 		if c.Name != "" && other != old && strings.EqualFold(other.Name, c.Name) {
-			return nil, fmt.Errorf("database %s already has a backup task named %q (task %d). Choose another name, or give TaskId %d to update it", db.Name(), other.Name, other.TaskID, other.TaskID)
+			return nil, fmt.Errorf("database %s already has a backup task named %q (task %d). Choose another name, or update that task (TaskId %d)", db.Name(), other.Name, other.TaskID, other.TaskID)
 		}
 	}
 	if old == nil {
-		c.TaskID = nextID(list)
+		last, err := lastID(db)
+		if err != nil {
+			return nil, err
+		}
+		c.TaskID = max(last, maxID(list)) + 1
+		// The id is spent before the task is stored: a crash between
+		// the two writes leaves a gap, never an id used twice.
+		if err := db.SetSetting(lastIDSetting, []byte(strconv.FormatInt(c.TaskID, 10))); err != nil {
+			return nil, err
+		}
 		c.CreatedAt = now.UTC().Format(store.TimeLayout)
 		if c.Name == "" {
 			c.Name = fmt.Sprintf("Backup #%d", c.TaskID)
@@ -246,18 +267,41 @@ func Put(db *store.DB, c *Config, key *keys.Key, now time.Time) (*Config, error)
 	return c, nil
 }
 
-// nextID is one more than the highest id in use, as RavenDB's clients
-// expect ids to start at 1. The id of a deleted task can come back for a
-// new one when it was the highest; a deleted task's status goes with it,
-// so nothing of it shows under the new task.
-func nextID(list []*Config) int64 {
-	var max int64
-	for _, c := range list {
-		if c.TaskID > max {
-			max = c.TaskID
-		}
+// sameKey reports whether cur keeps old's UseProvidedKey key, known by its
+// fingerprint only.
+func sameKey(old, cur *Config) bool {
+	oe, ce := old.BackupEncryptionSettings, cur.BackupEncryptionSettings
+	return oe != nil && ce != nil && oe.MagpieKeyFingerprint != "" && oe.MagpieKeyFingerprint == ce.MagpieKeyFingerprint &&
+		oe.MagpieKeyFile == "" && ce.MagpieKeyFile == ""
+}
+
+// lastIDSetting is the store setting that keeps the highest task id ever
+// given in a database, so that a deleted task's id never comes back for a
+// new task (as in RavenDB, where a script may hold on to an id). It is
+// not part of the database record: a restored database goes on from the
+// highest id among its tasks.
+const lastIDSetting = "MagpieLastBackupTaskId"
+
+func lastID(db *store.DB) (int64, error) {
+	raw, err := db.Setting(lastIDSetting)
+	if err != nil || raw == nil {
+		return 0, err
 	}
-	return max + 1
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("the last backup task id of database %s is damaged (%q)", db.Name(), raw)
+	}
+	return n, nil
+}
+
+// maxID is the highest id in list (0 for none); ids start at 1, as
+// RavenDB's clients expect.
+func maxID(list []*Config) int64 {
+	var m int64
+	for _, c := range list {
+		m = max(m, c.TaskID)
+	}
+	return m
 }
 
 // Delete removes task id from db's tasks and returns it (nil when there is

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,6 +88,20 @@ func TestCheck(t *testing.T) {
 			`FullBackupFrequency "61 * * * *" is not a cron expression (end of range (61) above maximum (59): 61). Give five fields, minute hour day-of-month month day-of-week, such as "0 2 * * *", or a descriptor such as @daily or "@every 1h"`},
 		{"incremental cron", Config{IncrementalBackupFrequency: "0 3 * * * *", LocalSettings: &LocalSettings{FolderPath: dir}},
 			`IncrementalBackupFrequency "0 3 * * * *" is not a cron expression (expected exactly 5 fields, found 6: [0 3 * * * *]).`},
+		{"long name", Config{Name: strings.Repeat("n", 201), FullBackupFrequency: "@daily", LocalSettings: &LocalSettings{FolderPath: dir}},
+			"the task's Name is 201 bytes long. Give a name of at most 200 bytes"},
+		{"control characters", Config{Name: "a\nb\x1b[31m", FullBackupFrequency: "@daily", LocalSettings: &LocalSettings{FolderPath: dir}},
+			`the task's Name "a\nb\x1b[31m" holds control characters or invalid UTF-8, which would garble listings and logs. Give a name of printable characters`},
+		{"every zero", Config{FullBackupFrequency: "@every 0s", LocalSettings: &LocalSettings{FolderPath: dir}},
+			`FullBackupFrequency "@every 0s" is shorter than a second. Give an interval of at least 1s, such as "@every 1h"`},
+		{"every negative", Config{IncrementalBackupFrequency: "@every -5s", LocalSettings: &LocalSettings{FolderPath: dir}},
+			`IncrementalBackupFrequency "@every -5s" is shorter than a second.`},
+		{"every millisecond", Config{FullBackupFrequency: "@every 1ms", LocalSettings: &LocalSettings{FolderPath: dir}},
+			`FullBackupFrequency "@every 1ms" is shorter than a second.`},
+		{"february 30", Config{FullBackupFrequency: "0 0 30 2 *", LocalSettings: &LocalSettings{FolderPath: dir}},
+			`FullBackupFrequency "0 0 30 2 *" never falls due (no date matches it). Check the day of month and the month, such as "0 2 28 2 *"`},
+		{"april 31", Config{IncrementalBackupFrequency: "0 0 31 4 *", LocalSettings: &LocalSettings{FolderPath: dir}},
+			`IncrementalBackupFrequency "0 0 31 4 *" never falls due`},
 		{"every", Config{FullBackupFrequency: "@every x", LocalSettings: &LocalSettings{FolderPath: dir}},
 			`FullBackupFrequency "@every x" is not a cron expression (failed to parse duration @every x: time: invalid duration "x").`},
 		{"type", Config{BackupType: "Full", LocalSettings: &LocalSettings{FolderPath: dir}}, `BackupType "Full" is not known. Use Backup (a logical backup) or Snapshot`},
@@ -139,7 +154,7 @@ func TestDestinationsAndRetention(t *testing.T) {
 		"azblob://c?storage_account=acct",
 		"gs://g/a/b",
 		"azblob://c2/x?domain=127.0.0.1:10000&protocol=http&localemu=true",
-		"file:///srv/other",
+		"/srv/other", // a file:// URL is its folder
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("destinations\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -173,6 +188,12 @@ func TestParseAge(t *testing.T) {
 		{"720h", 720 * time.Hour, false},
 		{"24:00:00", 0, true},
 		{"soon", 0, true},
+		{"36500", 36500 * 24 * time.Hour, false},
+		{"200000", 0, true},
+		{"99999999999", 0, true},
+		{"73025633904072", 0, true},
+		{"200000.00:00:00", 0, true},
+		{"2000000h", 0, true},
 	} {
 		got, err := ParseAge(c.in)
 		if got != c.want || (err != nil) != c.err {
@@ -255,7 +276,7 @@ func TestStoreTasks(t *testing.T) {
 		}
 	}
 	// The key stays in memory: a plan without it says so.
-	if _, err := c2.Plan(db, nil); err == nil || !strings.HasPrefix(err.Error(), "the key of backup task 2 (fingerprint "+k.Fingerprint()+") is kept in memory only") {
+	if _, err := c2.Plan(db, nil); err == nil || !strings.HasPrefix(err.Error(), "the key of backup task 2 (fingerprint "+k.Fingerprint()+") is kept in the server's memory only, and this server does not hold it") {
 		t.Fatalf("plan without the key: %v", err)
 	}
 	if p, err := c2.Plan(db, &k); err != nil || p.Request.Key == nil || p.Encryption != backup.ModeKey || p.To[0] != dir {
@@ -273,5 +294,50 @@ func TestStoreTasks(t *testing.T) {
 	}
 	if old, err := Delete(db, 1); old != nil || err != nil {
 		t.Fatalf("second delete %v %v", old, err)
+	}
+}
+
+// TestTaskIDsNotReused: a deleted task's id never comes back for a new
+// task, even when it was the highest.
+func TestTaskIDsNotReused(t *testing.T) {
+	db := openDB(t, false)
+	dir := t.TempDir()
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	put := func() int64 {
+		t.Helper()
+		c, err := Put(db, &Config{FullBackupFrequency: "@daily", LocalSettings: &LocalSettings{FolderPath: dir}}, nil, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.TaskID
+	}
+	var ids []int64
+	ids = append(ids, put(), put())
+	if _, err := Delete(db, 2); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, put())
+	if _, err := Delete(db, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Delete(db, 3); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, put())
+	if fmt.Sprint(ids) != "[1 2 3 4]" {
+		t.Fatalf("ids %v, want [1 2 3 4]", ids)
+	}
+}
+
+func TestParseShape(t *testing.T) {
+	for body, want := range map[string]string{
+		`[]`:                        "the request body is not a backup configuration: it is an array where an object was expected",
+		`{"TaskId":"x"}`:            "the request body is not a backup configuration: field TaskId is a string, not a whole number",
+		`{"Disabled":1}`:            "the request body is not a backup configuration: field Disabled is a number, not true or false",
+		`{"MagpieDestinations":{}}`: "the request body is not a backup configuration: field MagpieDestinations is an object, not an array",
+	} {
+		if _, _, err := Parse([]byte(body)); err == nil || err.Error() != want {
+			t.Errorf("Parse(%s): %v\nwant %s", body, err, want)
+		}
 	}
 }
