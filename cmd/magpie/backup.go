@@ -20,7 +20,7 @@ import (
 )
 
 func newBackupCmd(g *globals) *cobra.Command {
-	return groupCmd("backup", "Make, list and verify backups; backup tasks", newBackupRunCmd(g), newBackupLsCmd(g), newBackupVerifyCmd(), newBackupTaskCmd(g), newBackupStatusCmd(g))
+	return groupCmd("backup", "Make, list and verify backups; backup tasks", newBackupRunCmd(g), newBackupLsCmd(g), newBackupVerifyCmd(g), newBackupTaskCmd(g), newBackupStatusCmd(g))
 }
 
 func newBackupRunCmd(g *globals) *cobra.Command {
@@ -264,7 +264,7 @@ func printChains(cmd *cobra.Command, where string, list []chainListing, asJSON b
 	return tw.Flush()
 }
 
-func newBackupVerifyCmd() *cobra.Command {
+func newBackupVerifyCmd(g *globals) *cobra.Command {
 	var keyFile, identity string
 	var sample float64
 	var asJSON bool
@@ -280,98 +280,40 @@ with the reason, and the command exits 1.
 
 --sample PCT reads only that share of the files (chosen at random, at
 least one per chain) for a quicker partial check; manifests are always
-checked in full.`,
+checked in full.
+
+With --server, the server reads and checks the backup: PATH and --identity
+(absolute paths) are on the server's machine, or PATH is a URL the server
+reads; --key-file is read here and its key sent over TLS.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if sample <= 0 || sample > 100 {
 				return usagef("--sample %v is not a percentage above 0 and at most 100. Give e.g. --sample 10", sample)
 			}
-			dec, err := backup.LoadDecryption(keyFile, identity)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			var targets []*restore.Target
-			var skipped []string
-			_, chainName, file, err := restore.Split(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if file != "" {
-				t, err := restore.Locate(ctx, args[0], restore.Until{})
-				if err != nil {
+			var v *restore.Verified
+			if g.isRemote() {
+				var err error
+				if v, err = remoteVerify(cmd, g, args[0], keyFile, identity, sample); err != nil {
 					return err
 				}
-				defer t.Close()
-				targets = append(targets, t)
 			} else {
-				s, chains, err := restore.Chains(ctx, args[0])
+				dec, err := backup.LoadDecryption(keyFile, identity)
 				if err != nil {
 					return err
 				}
-				defer s.Close()
-				for _, c := range chains {
-					switch {
-					case c.Complete():
-						targets = append(targets, restore.TargetOf(c))
-					case c.Interrupted && chainName == "":
-						skipped = append(skipped, c.Name)
-					default:
-						return c.Err()
-					}
-				}
-				if len(targets) == 0 {
-					return restore.NoChainError(args[0], chains)
-				}
-			}
-			var reports []*restore.Report
-			for _, t := range targets {
-				if sample < 100 {
-					t.Files = restore.Sample(t.Files, sample/100)
-				}
-				bar := newByteBar(cmd, "verify "+t.Chain, totalSize(t.Files))
-				rep, err := restore.Verify(ctx, t, dec, bar.add)
-				bar.finish()
+				v, err = restore.VerifyAll(cmd.Context(), args[0], restore.VerifyOptions{
+					Decryption: dec,
+					Sample:     sample / 100,
+					Start: func(chain string, bytes int64) (func(int64), func()) {
+						bar := newByteBar(cmd, "verify "+chain, bytes)
+						return bar.add, bar.finish
+					},
+				})
 				if err != nil {
 					return err
 				}
-				reports = append(reports, rep)
 			}
-			if asJSON {
-				if len(reports) == 1 && len(skipped) == 0 {
-					return printJSON(cmd, reports[0])
-				}
-				return printJSON(cmd, map[string]any{"Chains": reports, "Interrupted": skipped})
-			}
-			w := cmd.OutOrStdout()
-			partial := false
-			for _, rep := range reports {
-				fmt.Fprintf(w, "verified %s (%s, encryption %s)\n", rep.ChainDir, rep.Manifest.Type, describeEncryption(rep.Manifest))
-				for _, f := range rep.Files {
-					how := "decrypted, authenticated and parsed"
-					if rep.Manifest.Encryption == backup.ModeNone {
-						how = "checksum matches, parsed"
-					}
-					if !f.Decrypted {
-						how = "checksum matches; content not decrypted"
-						partial = true
-					}
-					fmt.Fprintf(w, "  %s  %s  %d documents  %s\n", f.Name, humanBytes(f.Size), f.Documents, how)
-					if !f.Decrypted {
-						fmt.Fprintln(w, "    (document count from the manifest)")
-					}
-				}
-				if n := len(rep.Manifest.Files) - len(rep.Files); n > 0 {
-					fmt.Fprintf(w, "  %d more files not read (--sample)\n", n)
-				}
-			}
-			for _, n := range skipped {
-				fmt.Fprintf(w, "skipped %s: its first backup never finished (no manifest)\n", n)
-			}
-			if partial {
-				fmt.Fprintln(w, "Give --key-file or --identity to decrypt and authenticate every byte.")
-			}
-			return nil
+			return printVerified(cmd, v, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "backup key (key and database modes)")
@@ -379,6 +321,44 @@ checked in full.`,
 	cmd.Flags().Float64Var(&sample, "sample", 100, "percentage of the files to read (manifests are always checked)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+func printVerified(cmd *cobra.Command, v *restore.Verified, asJSON bool) error {
+	if asJSON {
+		if len(v.Chains) == 1 && len(v.Interrupted) == 0 {
+			return printJSON(cmd, v.Chains[0])
+		}
+		return printJSON(cmd, map[string]any{"Chains": v.Chains, "Interrupted": v.Interrupted})
+	}
+	w := cmd.OutOrStdout()
+	partial := false
+	for _, rep := range v.Chains {
+		fmt.Fprintf(w, "verified %s (%s, encryption %s)\n", rep.ChainDir, rep.Manifest.Type, describeEncryption(rep.Manifest))
+		for _, f := range rep.Files {
+			how := "decrypted, authenticated and parsed"
+			if rep.Manifest.Encryption == backup.ModeNone {
+				how = "checksum matches, parsed"
+			}
+			if !f.Decrypted {
+				how = "checksum matches; content not decrypted"
+				partial = true
+			}
+			fmt.Fprintf(w, "  %s  %s  %d documents  %s\n", f.Name, humanBytes(f.Size), f.Documents, how)
+			if !f.Decrypted {
+				fmt.Fprintln(w, "    (document count from the manifest)")
+			}
+		}
+		if n := len(rep.Manifest.Files) - len(rep.Files); n > 0 {
+			fmt.Fprintf(w, "  %d more files not read (--sample)\n", n)
+		}
+	}
+	for _, n := range v.Interrupted {
+		fmt.Fprintf(w, "skipped %s: its first backup never finished (no manifest)\n", n)
+	}
+	if partial {
+		fmt.Fprintln(w, "Give --key-file or --identity to decrypt and authenticate every byte.")
+	}
+	return nil
 }
 
 func totalSize(files []backup.FileEntry) int64 {

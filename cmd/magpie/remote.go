@@ -37,11 +37,6 @@ func addRemoteFlags(root *cobra.Command, g *globals) {
 	}
 }
 
-// remoteUnsupported are the commands that do not work with --server yet.
-var remoteUnsupported = map[string]string{
-	"magpie backup verify": "it reads backup files on this machine",
-}
-
 // checkRemoteSupport refuses, as a usage error, a command that cannot go
 // through --server.
 func checkRemoteSupport(cmd *cobra.Command, g *globals) error {
@@ -51,9 +46,6 @@ func checkRemoteSupport(cmd *cobra.Command, g *globals) error {
 	path := cmd.CommandPath()
 	if path == "magpie serve" {
 		return usagef("magpie serve serves the local data dir, and --server (or MAGPIE_SERVER) names a server to talk to. Leave out --server, or unset MAGPIE_SERVER")
-	}
-	if why, ok := remoteUnsupported[path]; ok {
-		return usagef("%s is not available with --server yet (%s). Run it on the server's machine without --server", path, why)
 	}
 	return nil
 }

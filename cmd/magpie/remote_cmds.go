@@ -16,6 +16,7 @@ import (
 	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/dump"
 	"github.com/magpiedb/magpie/internal/keys"
+	"github.com/magpiedb/magpie/internal/restore"
 	"github.com/magpiedb/magpie/internal/smuggler"
 	"github.com/magpiedb/magpie/internal/store"
 	"github.com/spf13/cobra"
@@ -275,4 +276,45 @@ func remoteRestore(cmd *cobra.Command, g *globals, path, as, keyFile, identity, 
 		}
 		return tw.Flush()
 	})
+}
+
+// remoteVerify has the server verify path (on its machine, or a URL).
+func remoteVerify(cmd *cobra.Command, g *globals, path, keyFile, identity string, sample float64) (*restore.Verified, error) {
+	if !filepath.IsAbs(path) && !destination.IsURL(path) {
+		return nil, usagef("%s is not an absolute path; with --server it names a backup on the server's machine. Give its full path, or a URL", path)
+	}
+	if identity != "" && !filepath.IsAbs(identity) {
+		return nil, usagef("--identity %s is not an absolute path; with --server it names a file on the server's machine. Give its full path", identity)
+	}
+	req := sdk.VerifyRequest{Location: path, Identity: identity}
+	if sample < 100 {
+		req.SamplePercent = sample
+	}
+	if keyFile != "" {
+		k, err := keys.ReadFile(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		req.Key = k.Base64()
+	}
+	var v restore.Verified
+	err := g.withClient(cmd, func(ctx context.Context, c *sdk.Client) error {
+		res, err := c.VerifyBackup(ctx, req)
+		if err != nil {
+			return err
+		}
+		v.Interrupted = res.Interrupted
+		for _, raw := range res.Chains {
+			var rep restore.Report
+			if err := json.Unmarshal(raw, &rep); err != nil {
+				return fmt.Errorf("the server's report cannot be read: %v", err)
+			}
+			v.Chains = append(v.Chains, &rep)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }

@@ -160,8 +160,30 @@ func TestRemoteCommands(t *testing.T) {
 		t.Errorf("backup ls of a missing folder through the server: %q", out)
 	}
 
-	// What does not work with --server yet says so.
-	wantError(t, r.remote("backup", "verify", backups), 2, "magpie backup verify is not available with --server yet (it reads backup files on this machine). Run it on the server's machine without --server.")
+	// backup verify through the server: the server reads and decrypts,
+	// with the key sent from here, and reports as on this machine.
+	remoteVerify, localVerify := r.remoteOK("backup", "verify", backups, "--key-file", keyPath), r.ok("backup", "verify", backups, "--key-file", keyPath)
+	if remoteVerify != localVerify || !strings.Contains(remoteVerify, "decrypted, authenticated and parsed") {
+		t.Errorf("backup verify through the server:\n%s\non this machine:\n%s", remoteVerify, localVerify)
+	}
+	res = r.remote("backup", "verify", backups, "--key-file", wrongPath)
+	if res.code != 1 || !strings.Contains(res.stderr, wrong.Fingerprint()) {
+		t.Errorf("verify with a wrong key through the server: %d %s", res.code, res.stderr)
+	}
+	wantError(t, r.remote("backup", "verify", "relative"), 2, "relative is not an absolute path; with --server it names a backup on the server's machine. Give its full path, or a URL.")
+	// A damaged file is named, through the server as here.
+	raw, err := os.ReadFile(b.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 1
+	if err := os.WriteFile(b.File, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, local := r.remote("backup", "verify", backups, "--key-file", keyPath), r.run("backup", "verify", backups, "--key-file", keyPath)
+	if res.code != 1 || local.code != 1 || !strings.Contains(res.stderr, filepath.Base(b.File)) || !strings.Contains(res.stderr, "integrity") {
+		t.Errorf("verify of a damaged backup through the server: %d %s\non this machine: %d %s", res.code, res.stderr, local.code, local.stderr)
+	}
 	wantError(t, r.remote("serve"), 2, "magpie serve serves the local data dir, and --server (or MAGPIE_SERVER) names a server to talk to. Leave out --server, or unset MAGPIE_SERVER.")
 
 	// Connection problems.

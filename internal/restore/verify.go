@@ -106,3 +106,84 @@ func (c *counter) Attachment(a *smuggler.Attachment) error {
 	_, err := io.Copy(io.Discard, a.Content)
 	return err
 }
+
+// VerifyOptions tune VerifyAll.
+type VerifyOptions struct {
+	Decryption *backup.Decryption
+	// Sample is the share of each chain's files read, in (0, 1]; 0 reads
+	// them all. Manifests are always checked in full.
+	Sample float64
+	// Start, when set, hears of each chain before it is read, with the
+	// bytes it will read, and returns the progress function of its bytes
+	// (nil for none) and a function called when it is done.
+	Start func(chain string, bytes int64) (progress func(int64), done func())
+}
+
+// Verified is the outcome of VerifyAll.
+type Verified struct {
+	Chains []*Report
+	// Interrupted names the chains whose first backup never finished (no
+	// manifest); they are not restore points and were passed over.
+	Interrupted []string
+}
+
+// VerifyAll verifies what location names: a backup file, a chain folder
+// (its whole chain) or a folder of chains (every complete chain, passing
+// over those whose first backup was interrupted). The first problem found
+// is returned, naming the file and the reason.
+func VerifyAll(ctx context.Context, location string, opts VerifyOptions) (*Verified, error) {
+	var targets []*Target
+	out := &Verified{}
+	_, chainName, file, err := Split(ctx, location)
+	if err != nil {
+		return nil, err
+	}
+	if file != "" {
+		t, err := Locate(ctx, location, Until{})
+		if err != nil {
+			return nil, err
+		}
+		defer t.Close()
+		targets = append(targets, t)
+	} else {
+		s, chains, err := Chains(ctx, location)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		for _, c := range chains {
+			switch {
+			case c.Complete():
+				targets = append(targets, TargetOf(c))
+			case c.Interrupted && chainName == "":
+				out.Interrupted = append(out.Interrupted, c.Name)
+			default:
+				return nil, c.Err()
+			}
+		}
+		if len(targets) == 0 {
+			return nil, NoChainError(location, chains)
+		}
+	}
+	for _, t := range targets {
+		if opts.Sample > 0 && opts.Sample < 1 {
+			t.Files = Sample(t.Files, opts.Sample)
+		}
+		var progress func(int64)
+		done := func() {}
+		if opts.Start != nil {
+			var size int64
+			for _, f := range t.Files {
+				size += f.Size
+			}
+			progress, done = opts.Start(t.Chain, size)
+		}
+		rep, err := Verify(ctx, t, opts.Decryption, progress)
+		done()
+		if err != nil {
+			return nil, err
+		}
+		out.Chains = append(out.Chains, rep)
+	}
+	return out, nil
+}

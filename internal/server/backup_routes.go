@@ -75,6 +75,7 @@ func (s *Server) backupRoutes() {
 	s.taskRoutes()
 	s.mux.HandleFunc("POST /admin/restore/database", s.handleRestore)
 	s.mux.HandleFunc("POST /admin/restore/points", s.handleRestorePoints)
+	s.mux.HandleFunc("POST /admin/backup/verify", s.handleVerify)
 }
 
 // ---------------------------------------------------------------------
