@@ -220,6 +220,10 @@ func (s *Server) handlePutCertificate(w http.ResponseWriter, r *http.Request, a 
 		writeError(w, http.StatusBadRequest, typeBadRequest, "The certificate definition has no Name. Give the certificate a name.")
 		return
 	}
+	if !certs.ValidName(req.Name) {
+		writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("Certificate name %q is not valid. Use up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit.", req.Name))
+		return
+	}
 	clearance := certs.ValidUser
 	if req.SecurityClearance != "" {
 		clearance = certs.NormalizeClearance(req.SecurityClearance)
@@ -236,6 +240,10 @@ func (s *Server) handlePutCertificate(w http.ResponseWriter, r *http.Request, a 
 			return
 		}
 		perms[db] = np
+	}
+	if len(perms) > 0 && clearance != certs.ValidUser {
+		writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("Permissions grant access to single databases, and a %s certificate already reaches every database. Leave Permissions out, or use SecurityClearance ValidUser.", clearance))
+		return
 	}
 	cert, err := certs.ParseClientCertificate(req.Certificate, req.Password)
 	if err != nil {

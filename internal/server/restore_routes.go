@@ -186,7 +186,7 @@ func restoreLocation(c *restoreConfigurationJSON) (string, error) {
 		return loc, nil
 	}
 	if len(c.Settings) == 0 || string(c.Settings) == "null" {
-		if destination.IsURL(c.BackupLocation) {
+		if destination.IsURL(c.BackupLocation) && tasks.IsSettingsType(c.Type) {
 			return tasks.CheckLocation(c.BackupLocation)
 		}
 	}

@@ -525,6 +525,13 @@ func parseAge(s string) (time.Duration, error) {
 // takes.
 var settingsFields = map[string]string{"s3": "S3Settings", "azure": "AzureSettings", "googlecloud": "GoogleCloudSettings"}
 
+// IsSettingsType reports whether typ is a restore type that SettingsLocation
+// reads (S3, Azure, GoogleCloud).
+func IsSettingsType(typ string) bool {
+	_, ok := settingsFields[strings.ToLower(typ)]
+	return ok
+}
+
 // SettingsLocation reads the settings of one cloud destination as a
 // restore request (RestoreFromS3Configuration.Settings, ...) or a restore
 // point query (the body of POST /admin/restore/points?type=S3) carries
