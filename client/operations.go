@@ -74,6 +74,8 @@ type BackupResult struct {
 	Locations []string
 	// Pruned counts the chains retention deleted after a task's run.
 	Pruned int
+	// FullReason says why an incremental run made a full backup instead.
+	FullReason string
 }
 
 // Backup makes a one-time backup of database db and waits for it.
@@ -126,6 +128,7 @@ func (c *Client) waitBackup(ctx context.Context, db string, id int64) (*BackupRe
 		MagpieUnchanged  bool
 		MagpieLocations  []string
 		MagpieRetention  *struct{ Deleted []struct{} }
+		MagpieFullReason string
 	}
 	if err := c.wait(ctx, dbPath(db, ""), id, &ans); err != nil {
 		return nil, err
@@ -134,7 +137,7 @@ func (c *Client) waitBackup(ctx context.Context, db string, id int64) (*BackupRe
 		Message: ans.Message, BackupDirectory: ans.LocalBackup.BackupDirectory, FileName: ans.LocalBackup.FileName,
 		Documents: ans.Documents.ReadCount, Tombstones: ans.Tombstones.ReadCount, Attachments: ans.Attachments.ReadCount,
 		LastEtag: ans.LastEtag, Encrypted: ans.IsEncrypted, Encryption: ans.MagpieEncryption, Size: ans.MagpieSize,
-		Kind: ans.MagpieKind, Unchanged: ans.MagpieUnchanged, Locations: ans.MagpieLocations,
+		Kind: ans.MagpieKind, Unchanged: ans.MagpieUnchanged, Locations: ans.MagpieLocations, FullReason: ans.MagpieFullReason,
 	}
 	if ans.MagpieRetention != nil {
 		out.Pruned = len(ans.MagpieRetention.Deleted)
@@ -278,6 +281,9 @@ type BackupChain struct {
 	Manifest json.RawMessage
 	// Stray are files in the folder that the manifest does not list.
 	Stray []string `json:",omitempty"`
+	// Damaged says which file the folder lacks (or holds at another
+	// size): such a chain is not extended, and restores of it fail.
+	Damaged string `json:",omitempty"`
 }
 
 // BackupChains lists the chains of a backup folder on the server's machine

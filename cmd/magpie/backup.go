@@ -116,7 +116,7 @@ server's machine; --key-file is read here and its key sent over TLS.`,
 					return nil
 				}
 				if res.FullInstead {
-					fmt.Fprintf(cmd.ErrOrStderr(), "magpie: note: %s has no backup chain in %s to extend, so this is a full backup that starts one\n", db.Name(), to[0])
+					fmt.Fprintf(cmd.ErrOrStderr(), "magpie: note: %s, so this is a full backup that starts a new chain\n", res.FullReason)
 				}
 				if db.Encrypted() && res.Manifest.Encryption == backup.ModeNone {
 					fmt.Fprintf(cmd.ErrOrStderr(), "magpie: warning: database %s is encrypted but this backup is not (--encryption none): keep it somewhere as safe as the data\n", db.Name())
@@ -192,7 +192,7 @@ path) or a URL the server reads, as for restore.`,
 						return err
 					}
 					for _, ch := range chains {
-						l := chainListing{Name: ch.Name, Dir: ch.Dir, Complete: ch.Complete, Problem: ch.Problem, Stray: ch.Stray}
+						l := chainListing{Name: ch.Name, Dir: ch.Dir, Complete: ch.Complete, Problem: ch.Problem, Stray: ch.Stray, Damaged: ch.Damaged}
 						if len(ch.Manifest) > 0 && string(ch.Manifest) != "null" {
 							l.Manifest = new(backup.Manifest)
 							if err := json.Unmarshal(ch.Manifest, l.Manifest); err != nil {
@@ -213,7 +213,7 @@ path) or a URL the server reads, as for restore.`,
 				}
 				defer s.Close()
 				for _, c := range chains {
-					list = append(list, chainListing{c.Name, c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray})
+					list = append(list, chainListing{c.Name, c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray, c.Damaged})
 				}
 			}
 			return printChains(cmd, args[0], list, asJSON)
@@ -231,6 +231,8 @@ type chainListing struct {
 	Problem  string `json:",omitempty"`
 	Manifest *backup.Manifest
 	Stray    []string `json:",omitempty"`
+	// Damaged says which file the folder lacks (or holds at another size).
+	Damaged string `json:",omitempty"`
 }
 
 func printChains(cmd *cobra.Command, where string, list []chainListing, asJSON bool) error {
@@ -252,6 +254,9 @@ func printChains(cmd *cobra.Command, where string, list []chainListing, asJSON b
 			continue
 		}
 		m := c.Manifest
+		if c.Damaged != "" {
+			fmt.Fprintf(tw, "  DAMAGED: %s\n", c.Damaged)
+		}
 		fmt.Fprintf(tw, "  database %s, %s, encryption %s\n", m.Database, m.Type, describeEncryption(m))
 		fmt.Fprintln(tw, "  FILE\tTYPE\tTIME (UTC)\tSIZE\tDOCUMENTS\tETAGS")
 		for _, f := range m.Files {

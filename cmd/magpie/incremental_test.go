@@ -217,6 +217,10 @@ func TestIncrementalChainFaults(t *testing.T) {
 		chain := bbCopyChain(t, fullP.ChainDir, t.TempDir())
 		os.Remove(filepath.Join(chain, filepath.Base(incP.File)))
 		restoreFails(t, chain, fmt.Sprintf("backup file %s is missing although the manifest lists it. Restore the file, or use another backup.", filepath.Join(chain, filepath.Base(incP.File))))
+		// backup ls says so.
+		if out := e.ok("backup", "ls", chain); !strings.Contains(out, "  DAMAGED: ") || !strings.Contains(out, filepath.Base(incP.File)) {
+			t.Fatalf("backup ls of a chain with a file missing:\n%s", out)
+		}
 	})
 	t.Run("files reordered", func(t *testing.T) {
 		chain := bbCopyChain(t, fullP.ChainDir, t.TempDir())
@@ -269,9 +273,15 @@ func TestIncrementalChainFaults(t *testing.T) {
 		e.ok("db", "delete", "plain")
 		e.ok("db", "create", "plain")
 		e.putDoc("plain", "b/1", `{"N":1}`)
-		r := e.run("backup", "run", "plain", "--to", plainTo, "--incremental")
-		if r.code != exitFailure || !strings.Contains(r.stderr, "is of another database named plain") || !strings.HasSuffix(strings.TrimSpace(r.stderr), "Run a full backup to start a new chain.") {
+		// An incremental does not extend the old database's chain: it
+		// starts a chain of this database, and says why.
+		r := e.run("backup", "run", "plain", "--to", plainTo, "--incremental", "--json")
+		if r.code != 0 || !strings.Contains(r.stderr, "is of another database named plain") || !strings.HasSuffix(strings.TrimSpace(r.stderr), "so this is a full backup that starts a new chain") {
 			t.Fatalf("incremental onto another database's chain: exit %d, %s", r.code, r.stderr)
+		}
+		var res struct{ File string }
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || !strings.HasSuffix(res.File, ".full-backup") {
+			t.Fatalf("incremental onto another database's chain wrote %s (%v)", r.stdout, err)
 		}
 	})
 }

@@ -187,6 +187,9 @@ func remoteBackup(cmd *cobra.Command, g *globals, db string, t backup.Type, comp
 				fmt.Fprintf(cmd.ErrOrStderr(), "magpie: warning: database %s is encrypted but this backup is not (--encryption none): keep it somewhere as safe as the data\n", db)
 			}
 		}
+		if res.FullReason != "" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "magpie: note: %s, so this is a full backup that starts a new chain\n", res.FullReason)
+		}
 		if res.Unchanged {
 			if asJSON {
 				return printJSON(cmd, map[string]any{"ChainDir": res.BackupDirectory, "Unchanged": true, "LastEtag": res.LastEtag})

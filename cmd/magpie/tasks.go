@@ -622,6 +622,9 @@ A disabled task does not run.`,
 					return printJSON(cmd, res)
 				}
 				w := cmd.OutOrStdout()
+				if res.FullReason != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "magpie: note: %s, so this is a full backup that starts a new chain\n", res.FullReason)
+				}
 				if res.Unchanged {
 					fmt.Fprintf(w, "nothing changed in %s since %s (etag %d): no file written\n", args[0], res.FileName, res.LastEtag)
 					return nil

@@ -100,7 +100,7 @@ func TestManifestIntegrity(t *testing.T) {
 	at := time.Date(2026, 12, 3, 1, 2, 3, 0, time.UTC)
 	m := &Manifest{Database: "db", Type: Logical, Encryption: ModeKey, KeyFingerprint: k.Fingerprint(), Compression: "zstd",
 		Files: []FileEntry{{Name: FileName(at, KindFull, true), Kind: KindFull, Created: at, Size: 10, SHA256: strings.Repeat("ab", 32), ToEtag: 7}}}
-	if err := writeManifest(ctx, []destination.Store{s}, "c", m, &k); err != nil {
+	if err := writeManifest(ctx, []destination.Store{s}, "c", m, &k, nil, m.Files[0].Name); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(root, "c")

@@ -27,6 +27,13 @@ type Chain struct {
 	// Stray lists objects in the folder that the manifest does not name:
 	// left by an interrupted run, and ignored.
 	Stray []string
+	// Damaged is set for a chain whose manifest is fine but whose folder
+	// lacks a file the manifest lists, or holds it at another size than
+	// recorded (seen in the listing; nothing is read). Such a chain is
+	// not extended, and retention does not count it as a chain kept.
+	Damaged string
+	// raw is the manifest as read, which a failed run writes back.
+	raw []byte
 }
 
 // Location is where the chain is, as an operator would write it.
@@ -47,15 +54,38 @@ func Location(s destination.Store, name string) string {
 	return root + string(os.PathSeparator) + strings.ReplaceAll(name, "/", string(os.PathSeparator))
 }
 
-// Err says why an incomplete chain cannot be used.
+// Err says why an incomplete or damaged chain cannot be used; nil for an
+// intact chain.
 func (c *Chain) Err() error { return c.err }
 
-// Complete reports whether the chain can be restored.
+// Complete reports whether the chain has a manifest that passed its
+// checks. Its files may still be gone: see Intact.
 func (c *Chain) Complete() bool { return c.Manifest != nil }
+
+// Intact reports whether the chain is complete and its folder holds every
+// file the manifest lists, at its recorded size. Only an intact chain is
+// extended by an incremental or counted by retention as a chain kept.
+func (c *Chain) Intact() bool { return c.Manifest != nil && c.Damaged == "" }
+
+// damage says in one clause what is wrong with a chain that is not intact.
+func (c *Chain) damage() string {
+	if c.Damaged != "" {
+		return c.Damaged
+	}
+	if c.err == nil {
+		return ""
+	}
+	// Errors are "what is wrong. What to do": keep what is wrong.
+	msg := c.err.Error()
+	if i := strings.Index(msg, ". "); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
 
 // IsChainName reports whether name looks like a chain folder.
 func IsChainName(name string) bool {
-	return strings.HasSuffix(name, ".backup") || strings.HasSuffix(name, ".snapshot")
+	return strings.HasSuffix(name, chainSuffixLogical) || strings.HasSuffix(name, chainSuffixSnapshot)
 }
 
 // FindChains lists the chains in s, oldest first. One listing of the store
@@ -125,7 +155,7 @@ func readChain(ctx context.Context, s destination.Store, name string, objs []des
 		c.err = fmt.Errorf("%s has no %s, so its backup never finished. Use a complete backup (see `magpie backup ls`)", c.Location(), ManifestName)
 		return c
 	}
-	m, err := ReadManifest(ctx, s, name)
+	m, raw, err := readManifest(ctx, s, name)
 	if err != nil {
 		c.Problem = err.Error()
 		c.err = err
@@ -139,20 +169,40 @@ func readChain(ctx context.Context, s destination.Store, name string, objs []des
 		c.err = fmt.Errorf("%s %w: %s. Use the chain under its own name, or another backup", c.Location(), ErrIntegrity, c.Problem)
 		return c
 	}
-	c.Manifest = m
+	c.Manifest, c.raw = m, raw
 	listed := map[string]bool{ManifestName: true}
 	for _, f := range m.Files {
 		listed[f.Name] = true
 	}
+	found := map[string]int64{}
 	for _, o := range objs {
-		if n := strings.TrimPrefix(o.Name, name+"/"); !listed[n] {
+		n := strings.TrimPrefix(o.Name, name+"/")
+		if !listed[n] {
 			c.Stray = append(c.Stray, n)
+		} else if !o.Partial {
+			found[n] = o.Size
 		}
+	}
+	// The listing is at hand, so checking that every file is there at
+	// its size costs nothing; an incremental appended to a chain whose
+	// full backup is gone would be reported as a success and be useless.
+	for _, f := range m.Files {
+		size, ok := found[f.Name]
+		switch {
+		case !ok:
+			c.Damaged = fmt.Sprintf("file %s is missing", f.Name)
+		case size != f.Size:
+			c.Damaged = fmt.Sprintf("file %s is %d bytes, not the %d its manifest records", f.Name, size, f.Size)
+		default:
+			continue
+		}
+		c.err = fmt.Errorf("%s is damaged: %s. Restore the file, or use another backup (see `magpie backup ls`)", c.Location(), c.Damaged)
+		break
 	}
 	return c
 }
 
-// NewestChain returns the newest complete chain of database db in s, or
+// NewestChain returns the newest intact chain of database db in s, or
 // nil. A newer chain that is damaged is an error: an incremental must not
 // silently extend an older chain. Interrupted chains are passed over.
 func NewestChain(ctx context.Context, s destination.Store, db string) (*Chain, error) {
@@ -160,19 +210,21 @@ func NewestChain(ctx context.Context, s destination.Store, db string) (*Chain, e
 	if err != nil {
 		return nil, err
 	}
-	suffixes := []string{"." + escapeName(db) + ".backup", "." + escapeName(db) + ".snapshot"}
-	for i := len(chains) - 1; i >= 0; i-- {
-		c := chains[i]
-		if !strings.HasSuffix(c.Name, suffixes[0]) && !strings.HasSuffix(c.Name, suffixes[1]) {
-			continue
-		}
-		if c.Interrupted {
-			continue
-		}
-		if !c.Complete() {
-			return nil, c.Err()
-		}
-		return c, nil
+	c := newestOf(chains, db)
+	if c != nil && !c.Intact() {
+		return nil, c.Err()
 	}
-	return nil, nil
+	return c, nil
+}
+
+// newestOf returns the newest chain of database db in chains (oldest
+// first), intact or not, passing over interrupted ones; nil if there is
+// none.
+func newestOf(chains []*Chain, db string) *Chain {
+	for i := len(chains) - 1; i >= 0; i-- {
+		if c := chains[i]; IsChainOf(c.Name, db) && !c.Interrupted {
+			return c
+		}
+	}
+	return nil
 }

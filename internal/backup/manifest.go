@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -123,37 +124,52 @@ func (m *Manifest) Keyed() bool { return m.Encryption == ModeKey || m.Encryption
 // ReadManifest reads the manifest of chain folder chain in s and checks
 // its checksum and shape.
 func ReadManifest(ctx context.Context, s destination.Store, chain string) (*Manifest, error) {
+	m, _, err := readManifest(ctx, s, chain)
+	return m, err
+}
+
+// readError marks a manifest that could not be read at all (the store
+// failed), as opposed to one that is missing or damaged: a run must not
+// take a network error for a damaged chain.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// readManifest is ReadManifest that also returns the manifest's bytes as
+// stored, which a failed run writes back.
+func readManifest(ctx context.Context, s destination.Store, chain string) (*Manifest, []byte, error) {
 	name := chain + "/" + ManifestName
 	path := Location(s, name)
 	r, err := s.Open(ctx, name)
 	if err != nil {
 		if errors.Is(err, destination.ErrNotExist) {
-			return nil, fmt.Errorf("%s has no %s, so its backup never finished. Use a complete backup (see `magpie backup ls`)", Location(s, chain), ManifestName)
+			return nil, nil, fmt.Errorf("%s has no %s, so its backup never finished. Use a complete backup (see `magpie backup ls`)", Location(s, chain), ManifestName)
 		}
-		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+		return nil, nil, &readError{fmt.Errorf("cannot read %s: %w", path, err)}
 	}
 	defer r.Close()
 	if r.Size() > maxManifestBytes {
-		return nil, fmt.Errorf("%s %w: it is larger than 1 MiB. Use another backup", path, ErrIntegrity)
+		return nil, nil, fmt.Errorf("%s %w: it is larger than 1 MiB. Use another backup", path, ErrIntegrity)
 	}
 	raw, err := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+		return nil, nil, &readError{fmt.Errorf("cannot read %s: %w", path, err)}
 	}
 	var m Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%s %w: it is not valid JSON. The manifest was changed or damaged; use another backup", path, ErrIntegrity)
+		return nil, nil, fmt.Errorf("%s %w: it is not valid JSON. The manifest was changed or damaged; use another backup", path, ErrIntegrity)
 	}
 	if err := m.CheckChecksum(path); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if m.Format != ManifestFormat {
-		return nil, fmt.Errorf("%s has format %d, which this magpie does not read (it reads %d). Use a matching magpie version", path, m.Format, ManifestFormat)
+		return nil, nil, fmt.Errorf("%s has format %d, which this magpie does not read (it reads %d). Use a matching magpie version", path, m.Format, ManifestFormat)
 	}
 	if err := m.validate(); err != nil {
-		return nil, fmt.Errorf("%s %w: %v. Use another backup", path, ErrIntegrity, err)
+		return nil, nil, fmt.Errorf("%s %w: %v. Use another backup", path, ErrIntegrity, err)
 	}
-	return &m, nil
+	return &m, raw, nil
 }
 
 // maxManifestBytes bounds what is read as a manifest.
@@ -206,7 +222,14 @@ func (m *Manifest) validate() error {
 // writeManifest seals m and writes it to chain folder chain of every
 // store. A store replaces an object atomically, so a reader sees the old
 // manifest or the new one.
-func writeManifest(ctx context.Context, stores []destination.Store, chain string, m *Manifest, key *keys.Key) error {
+//
+// When a store fails, every store ends as it was before the run: prev[i]
+// is store i's manifest as read at the start of the run (prev nil for a
+// new chain, which had none), put back where the new one was written; and
+// file, the run's new file, is removed from every store whose manifest no
+// longer lists it. Otherwise one destination would list a file the others
+// lack, and every later incremental would find them apart.
+func writeManifest(ctx context.Context, stores []destination.Store, chain string, m *Manifest, key *keys.Key, prev [][]byte, file string) error {
 	m.Format = ManifestFormat
 	m.seal(key)
 	raw, err := json.MarshalIndent(m, "", "  ")
@@ -214,20 +237,91 @@ func writeManifest(ctx context.Context, stores []destination.Store, chain string
 		return err
 	}
 	raw = append(raw, '\n')
-	for _, s := range stores {
-		w, err := s.Create(ctx, chain+"/"+ManifestName)
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(raw); err != nil {
-			w.Abort()
-			return err
-		}
-		if err := w.Commit(); err != nil {
+	for i, s := range stores {
+		if err := putObject(ctx, s, chain+"/"+ManifestName, raw); err != nil {
+			// The failed store is put back too: a local commit can
+			// fail after its rename.
+			if uerr := undoManifest(context.WithoutCancel(ctx), stores, i+1, chain, prev, file); uerr != nil {
+				return fmt.Errorf("%w; %w", err, uerr)
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+// putObject writes name in s with the bytes raw.
+func putObject(ctx context.Context, s destination.Store, name string, raw []byte) error {
+	w, err := s.Create(ctx, name)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(raw); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Commit()
+}
+
+// undoError says that a failed run could not put every destination back.
+type undoError struct{ errs []error }
+
+func (e *undoError) Error() string {
+	return fmt.Sprintf("the destinations could not all be put back as they were (%v), so they may now hold different chains. The next incremental backup makes a full backup instead", errors.Join(e.errs...))
+}
+
+// undoManifest puts back the manifest of chain in the first written stores
+// (see writeManifest) and removes file wherever the manifest is back as
+// before. A store whose manifest cannot be put back keeps file, which its
+// new manifest lists.
+func undoManifest(ctx context.Context, stores []destination.Store, written int, chain string, prev [][]byte, file string) error {
+	name := chain + "/" + ManifestName
+	var errs []error
+	for i, s := range stores {
+		var before []byte
+		if prev != nil {
+			before = prev[i]
+		}
+		if i < written {
+			if err := putBack(ctx, s, name, before); err != nil {
+				errs = append(errs, fmt.Errorf("cannot put back %s: %w", Location(s, name), err))
+				continue
+			}
+		}
+		if err := s.Delete(ctx, chain+"/"+file); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return &undoError{errs}
+	}
+	return nil
+}
+
+// putBack makes name in s hold before again, or be absent when before is
+// nil. A store that still holds before is left alone: the write that
+// failed there may never have touched it, and writing it again could fail
+// the same way.
+func putBack(ctx context.Context, s destination.Store, name string, before []byte) error {
+	r, err := s.Open(ctx, name)
+	switch {
+	case errors.Is(err, destination.ErrNotExist):
+		if before == nil {
+			return nil
+		}
+	case err != nil:
+		return err
+	default:
+		cur, rerr := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
+		r.Close()
+		if rerr == nil && before != nil && bytes.Equal(cur, before) {
+			return nil
+		}
+	}
+	if before == nil {
+		return s.Delete(ctx, name)
+	}
+	return putObject(ctx, s, name, before)
 }
 
 // ReadLocalManifest reads the manifest of the local chain folder dir.

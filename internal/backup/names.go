@@ -64,15 +64,63 @@ func ParseStamp(s string) (time.Time, error) {
 
 // ChainFolder names the folder of a chain started at t.
 func ChainFolder(t time.Time, db string, typ Type) string {
-	kind := "backup"
+	suffix := chainSuffixLogical
 	if typ == Snapshot {
-		kind = "snapshot"
+		suffix = chainSuffixSnapshot
 	}
-	return Stamp(t) + "." + escapeName(db) + "." + kind
+	return Stamp(t) + "." + escapeName(db) + suffix
 }
 
 // escapeName escapes a database name for a folder name.
 func escapeName(db string) string { return url.PathEscape(db) }
+
+// Chain folder kinds, the suffix of a chain folder's name.
+const (
+	chainSuffixLogical  = ".backup"
+	chainSuffixSnapshot = ".snapshot"
+)
+
+// ParseChainFolder reads a chain folder's name, STAMP.DATABASE.KIND, back
+// into the time of its first file, the database's name and the chain's
+// type. ok is false for a name of any other form. The stamp has a fixed
+// length, so a database name holding dots (a.media) is read whole rather
+// than guessed from a suffix.
+func ParseChainFolder(name string) (start time.Time, db string, typ Type, ok bool) {
+	var suffix string
+	switch {
+	case strings.HasSuffix(name, chainSuffixLogical):
+		typ, suffix = Logical, chainSuffixLogical
+	case strings.HasSuffix(name, chainSuffixSnapshot):
+		typ, suffix = Snapshot, chainSuffixSnapshot
+	default:
+		return time.Time{}, "", "", false
+	}
+	n := len(StampLayout)
+	if len(name) < n+1+1+len(suffix) || name[n] != '.' {
+		return time.Time{}, "", "", false
+	}
+	start, err := ParseStamp(name[:n])
+	if err != nil {
+		return time.Time{}, "", "", false
+	}
+	db, err = url.PathUnescape(name[n+1 : len(name)-len(suffix)])
+	if err != nil || db == "" {
+		return time.Time{}, "", "", false
+	}
+	return start, db, typ, true
+}
+
+// SameDatabase reports whether two database names name one database:
+// magpie's names, like RavenDB's, are not case-sensitive.
+func SameDatabase(a, b string) bool { return strings.EqualFold(a, b) }
+
+// IsChainOf reports whether name is the folder of a chain of database db.
+// The whole name is compared: a suffix match would take the chains of
+// a.media for those of media, and retention would delete them.
+func IsChainOf(name, db string) bool {
+	_, got, _, ok := ParseChainFolder(name)
+	return ok && SameDatabase(got, db)
+}
 
 // FileName names a backup file.
 func FileName(t time.Time, kind string, encrypted bool) string {

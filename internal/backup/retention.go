@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/magpiedb/magpie/internal/destination"
@@ -16,13 +15,16 @@ import (
 // chain goes as a whole or stays as a whole.
 //
 // A chain is deleted only when every rule allows it: it is not among the
-// KeepNewest newest chains, and its newest file is older than MinAge. The
-// newest complete chain (the one incrementals extend) is always kept.
+// KeepNewest newest intact chains, and its newest file is older than
+// MinAge. The newest intact chain (the one incrementals extend) is always
+// kept. Only intact chains (manifest and every file it lists present at
+// its size) count toward KeepNewest: counting a chain whose full backup is
+// gone would delete the last chain that can be restored.
 type Retention struct {
 	// MinAge keeps chains whose newest file is younger than this; 0
 	// leaves age out.
 	MinAge time.Duration
-	// KeepNewest keeps this many newest complete chains; 0 leaves count
+	// KeepNewest keeps this many newest intact chains; 0 leaves count
 	// out.
 	KeepNewest int
 }
@@ -54,8 +56,10 @@ type Pruned struct {
 
 // Prune applies r to the chains of database db in s and returns what it
 // deleted. Chains whose first backup never finished (no manifest, only
-// partial files) and are older than the newest complete chain go too. A
-// damaged chain is never deleted: an operator must look at it.
+// partial files) and are older than the newest intact chain go too. A
+// damaged chain (no usable manifest, or a file it lists missing or of
+// another size) is never deleted, since an operator must look at it, and
+// does not count as kept.
 func Prune(ctx context.Context, s destination.Store, db string, r Retention, now time.Time) ([]Pruned, error) {
 	if err := r.Check(); err != nil {
 		return nil, err
@@ -68,20 +72,19 @@ func Prune(ctx context.Context, s destination.Store, db string, r Retention, now
 		return nil, err
 	}
 	mine := chains[:0:0]
-	suffixes := []string{"." + escapeName(db) + ".backup", "." + escapeName(db) + ".snapshot"}
 	for _, c := range chains {
-		if strings.HasSuffix(c.Name, suffixes[0]) || strings.HasSuffix(c.Name, suffixes[1]) {
+		if IsChainOf(c.Name, db) {
 			mine = append(mine, c)
 		}
 	}
-	// Newest first; count complete chains as they come.
+	// Newest first; count intact chains as they come.
 	var out []Pruned
-	complete := 0
+	intact := 0
 	for i := len(mine) - 1; i >= 0; i-- {
 		c := mine[i]
 		switch {
 		case c.Interrupted:
-			if complete == 0 {
+			if intact == 0 {
 				continue // may still be running
 			}
 			objs, err := s.List(ctx, c.Name+"/")
@@ -94,14 +97,14 @@ func Prune(ctx context.Context, s destination.Store, db string, r Retention, now
 				out = append(out, Pruned{Chain: c.Name, Files: n, Reason: "its first backup never finished"})
 			}
 			continue
-		case !c.Complete():
+		case !c.Intact():
 			continue
 		}
-		complete++
-		if complete == 1 {
-			continue // the newest chain: incrementals extend it
+		intact++
+		if intact == 1 {
+			continue // the newest intact chain: incrementals extend it
 		}
-		if r.KeepNewest > 0 && complete <= r.KeepNewest {
+		if r.KeepNewest > 0 && intact <= r.KeepNewest {
 			continue
 		}
 		newest := c.Manifest.Files[len(c.Manifest.Files)-1].Created

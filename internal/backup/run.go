@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,9 +57,14 @@ type Result struct {
 	// Unchanged is set when an incremental run found nothing changed
 	// since the chain's last file: no file was written.
 	Unchanged bool
-	// FullInstead is set when an incremental run found no chain to
-	// extend and made a full backup.
+	// FullInstead is set when an incremental run made a full backup (a
+	// new chain) instead: there was no chain to extend, or the newest
+	// chain could not be extended safely.
 	FullInstead bool
+	// FullReason says, when FullInstead is set, why the run did not
+	// extend a chain, as a clause to print or log: "the newest chain X is
+	// damaged: file Y is missing".
+	FullReason string
 }
 
 // Kind is the file kind the run wrote.
@@ -119,16 +125,16 @@ func Run(db *store.DB, opts Options) (*Result, error) {
 	var res *Result
 	var err error
 	if opts.Incremental {
-		var chain *Chain
-		if chain, err = chainToExtend(ctx, stores, db); err != nil {
-			return nil, err
+		chains, reason, cerr := chainToExtend(ctx, stores, db)
+		if cerr != nil {
+			return nil, cerr
 		}
-		if chain != nil {
-			res, err = runIncremental(ctx, db, stores, chain, now, opts, dbKey, encrypted)
+		if chains != nil {
+			res, err = runIncremental(ctx, db, stores, chains, now, opts, dbKey, encrypted)
 		} else {
 			res, err = runFull(ctx, db, stores, now, opts, dbKey, encrypted)
 			if res != nil {
-				res.FullInstead = true
+				res.FullInstead, res.FullReason = true, reason
 			}
 		}
 	} else {
@@ -147,31 +153,58 @@ func Run(db *store.DB, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// chainToExtend finds the chain an incremental extends: the newest
-// complete chain of db, which must be the same in every destination.
-func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB) (*Chain, error) {
-	var first *Chain
+// chainToExtend finds the chain an incremental extends: the newest chain
+// of db, which must be intact, of this database id and the same in every
+// destination. It returns that chain as found in each destination, or nil
+// and the reason to make a full backup instead. A chain that cannot be
+// extended is no reason to fail: a scheduled incremental would fail until
+// the next full backup, so the run starts a new chain now.
+func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB) ([]*Chain, string, error) {
+	newest := make([]*Chain, len(stores))
+	damaged := ""
 	for i, s := range stores {
-		c, err := NewestChain(ctx, s, db.Name())
+		chains, err := FindChains(ctx, s)
 		if err != nil {
-			return nil, fmt.Errorf("cannot extend the newest chain: %w", err)
+			return nil, "", fmt.Errorf("cannot extend the newest chain: %w", err)
 		}
-		if i == 0 {
-			first = c
-			continue
+		c := newestOf(chains, db.Name())
+		if c != nil && !c.Intact() {
+			// A store that failed to give the manifest is not a
+			// damaged chain: the run fails, to be tried again.
+			var re *readError
+			if errors.As(c.Err(), &re) {
+				return nil, "", fmt.Errorf("cannot extend the newest chain: %w", c.Err())
+			}
+			if damaged == "" {
+				damaged = fmt.Sprintf("the newest chain %s is damaged: %s", c.Location(), c.damage())
+			}
 		}
+		newest[i] = c
+	}
+	if damaged != "" {
+		return nil, damaged, nil
+	}
+	first := newest[0]
+	for i, c := range newest[1:] {
+		// A run killed between two destinations' manifests leaves them
+		// apart; a new chain in all of them brings them together again.
 		if (c == nil) != (first == nil) || (c != nil && (c.Name != first.Name || !sameFiles(c.Manifest, first.Manifest))) {
-			return nil, fmt.Errorf("the destinations %s and %s do not hold the same newest chain of %s, so an incremental backup cannot extend both. Run a full backup to start a new chain in all of them", stores[0], s, db.Name())
+			return nil, fmt.Sprintf("the destinations %s and %s do not hold the same newest chain of %s", stores[0], stores[i+1], db.Name()), nil
 		}
 	}
 	if first == nil {
-		return nil, nil
+		where := make([]string, len(stores))
+		for i, s := range stores {
+			where[i] = s.String()
+		}
+		return nil, fmt.Sprintf("%s has no backup chain to extend in %s", db.Name(), strings.Join(where, ", ")), nil
 	}
-	m := first.Manifest
-	if m.DatabaseID != "" && m.DatabaseID != db.ID() {
-		return nil, fmt.Errorf("the newest chain in %s (%s) is of another database named %s (id %s, this one is %s), so an incremental backup cannot extend it. Run a full backup to start a new chain", stores[0], first.Name, db.Name(), m.DatabaseID, db.ID())
+	if m := first.Manifest; m.DatabaseID != "" && m.DatabaseID != db.ID() {
+		// A database restored, or deleted and created again, under the
+		// same name has a new id: its changes do not follow the chain.
+		return nil, fmt.Sprintf("the newest chain %s is of another database named %s (id %s, this one is %s)", first.Location(), m.Database, m.DatabaseID, db.ID()), nil
 	}
-	return first, nil
+	return newest, "", nil
 }
 
 func sameFiles(a, b *Manifest) bool {
@@ -218,13 +251,16 @@ func runFull(ctx context.Context, db *store.DB, stores []destination.Store, now 
 		return nil, err
 	}
 	m.Files = []FileEntry{entry}
-	if err := writeManifest(ctx, stores, chain, m, enc.macKey()); err != nil {
-		return nil, fmt.Errorf("backup of %s failed: %w", db.Name(), err)
+	if err := writeManifest(ctx, stores, chain, m, enc.macKey(), nil, entry.Name); err != nil {
+		return nil, manifestError(ctx, db, err)
 	}
 	return &Result{Chain: chain, Entry: entry, Manifest: m}, nil
 }
 
-func runIncremental(ctx context.Context, db *store.DB, stores []destination.Store, chain *Chain, now time.Time, opts Options, dbKey keys.Key, encrypted bool) (*Result, error) {
+// runIncremental extends chains, the newest chain of db as found in each
+// destination (the same in all of them).
+func runIncremental(ctx context.Context, db *store.DB, stores []destination.Store, chains []*Chain, now time.Time, opts Options, dbKey keys.Key, encrypted bool) (*Result, error) {
+	chain := chains[0]
 	m := chain.Manifest
 	enc, err := resolveForChain(opts.Encryption, m, chain.Location(), dbKey, encrypted)
 	if err != nil {
@@ -257,10 +293,29 @@ func runIncremental(ctx context.Context, db *store.DB, stores []destination.Stor
 	}
 	next := *m
 	next.Files = append(append([]FileEntry(nil), m.Files...), entry)
-	if err := writeManifest(ctx, stores, chain.Name, &next, enc.macKey()); err != nil {
-		return nil, fmt.Errorf("backup of %s failed: %w", db.Name(), err)
+	prev := make([][]byte, len(chains))
+	for i, c := range chains {
+		prev[i] = c.raw
+	}
+	if err := writeManifest(ctx, stores, chain.Name, &next, enc.macKey(), prev, entry.Name); err != nil {
+		return nil, manifestError(ctx, db, err)
 	}
 	return &Result{Chain: chain.Name, Entry: entry, Manifest: &next}, nil
+}
+
+// manifestError is the error of a run whose manifest could not be
+// written.
+func manifestError(ctx context.Context, db *store.DB, err error) error {
+	if cerr := canceled(ctx); cerr != nil {
+		// The run stopped because it was asked to; whether the
+		// destinations are back as they were still matters.
+		var ue *undoError
+		if errors.As(err, &ue) {
+			return fmt.Errorf("%w; %w", cerr, ue)
+		}
+		return cerr
+	}
+	return fmt.Errorf("backup of %s failed: %w", db.Name(), err)
 }
 
 // resolveForChain gives an incremental the encryption of its chain (DESIGN

@@ -61,6 +61,15 @@ func (l *Local) Create(ctx context.Context, name string) (Writer, error) {
 		return nil, localError("cannot create the folder "+filepath.Dir(p), err)
 	}
 	f, err := os.OpenFile(p+InProgressSuffix, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// A file left by a killed run (one run writes a database's
+		// chains at a time): it was never complete, so it goes.
+		if st, serr := os.Lstat(p + InProgressSuffix); serr == nil && st.Mode().IsRegular() {
+			if rerr := os.Remove(p + InProgressSuffix); rerr == nil {
+				f, err = os.OpenFile(p+InProgressSuffix, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			}
+		}
+	}
 	if err != nil {
 		return nil, localError("cannot create "+p, err)
 	}

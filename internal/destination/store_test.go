@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -417,4 +418,20 @@ func TestStoreErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLocalStaleInProgress: a NAME.in-progress left by a killed run does
+// not stop the next write of NAME.
+func TestLocalStaleInProgress(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := os.MkdirAll(filepath.Join(dir, "c"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "c", "manifest.json"+InProgressSuffix), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, "c/manifest.json", []byte("whole"))
+	same(t, "c/manifest.json", read(t, s, "c/manifest.json"), []byte("whole"))
+	wantNames(t, s, "c/", "c/manifest.json")
 }

@@ -171,16 +171,19 @@ func locateIn(ctx context.Context, s destination.Store, location, chainName, fil
 	if err != nil {
 		return nil, err
 	}
-	// A folder holding chains of several databases is ambiguous.
-	names := map[string]bool{}
+	// A folder holding chains of several databases is ambiguous. Names
+	// that differ only in case are one database, as in the store.
+	names := map[string]string{}
 	for _, c := range chains {
 		if c.Complete() {
-			names[c.Manifest.Database] = true
+			if _, ok := names[strings.ToLower(c.Manifest.Database)]; !ok {
+				names[strings.ToLower(c.Manifest.Database)] = c.Manifest.Database
+			}
 		}
 	}
 	if len(names) > 1 {
 		var list []string
-		for n := range names {
+		for _, n := range names {
 			list = append(list, n)
 		}
 		sort.Strings(list)

@@ -202,6 +202,29 @@ type putCertificateRequest struct {
 	Password          string            `json:"Password"`
 }
 
+// parseAccess reads a certificate request's clearance (empty: ValidUser)
+// and per-database permissions; msg says what is wrong, if anything.
+func parseAccess(clearanceName string, permissions map[string]string) (clearance string, perms map[string]string, msg string) {
+	clearance = certs.ValidUser
+	if clearanceName != "" {
+		if clearance = certs.NormalizeClearance(clearanceName); clearance == "" {
+			return "", nil, fmt.Sprintf("SecurityClearance %q is not supported by magpie. Use ClusterAdmin, Operator or ValidUser.", clearanceName)
+		}
+	}
+	perms = map[string]string{}
+	for db, p := range permissions {
+		np := certs.NormalizePermission(p)
+		if np == "" || strings.TrimSpace(db) == "" {
+			return "", nil, fmt.Sprintf("Permission %q for database %q is not valid. Use Admin, ReadWrite or Read for a named database.", p, db)
+		}
+		perms[db] = np
+	}
+	if len(perms) > 0 && clearance != certs.ValidUser {
+		return "", nil, fmt.Sprintf("Permissions grant access to single databases, and a %s certificate already reaches every database. Leave Permissions out, or use SecurityClearance ValidUser.", clearance)
+	}
+	return clearance, perms, ""
+}
+
 // maxCertificateBody bounds a PUT /admin/certificates body.
 const maxCertificateBody = 1 << 20
 
@@ -224,25 +247,9 @@ func (s *Server) handlePutCertificate(w http.ResponseWriter, r *http.Request, a 
 		writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("Certificate name %q is not valid. Use up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit.", req.Name))
 		return
 	}
-	clearance := certs.ValidUser
-	if req.SecurityClearance != "" {
-		clearance = certs.NormalizeClearance(req.SecurityClearance)
-		if clearance == "" {
-			writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("SecurityClearance %q is not supported by magpie. Use ClusterAdmin, Operator or ValidUser.", req.SecurityClearance))
-			return
-		}
-	}
-	perms := map[string]string{}
-	for db, p := range req.Permissions {
-		np := certs.NormalizePermission(p)
-		if np == "" || strings.TrimSpace(db) == "" {
-			writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("Permission %q for database %q is not valid. Use Admin, ReadWrite or Read for a named database.", p, db))
-			return
-		}
-		perms[db] = np
-	}
-	if len(perms) > 0 && clearance != certs.ValidUser {
-		writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("Permissions grant access to single databases, and a %s certificate already reaches every database. Leave Permissions out, or use SecurityClearance ValidUser.", clearance))
+	clearance, perms, msg := parseAccess(req.SecurityClearance, req.Permissions)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, typeBadRequest, msg)
 		return
 	}
 	cert, err := certs.ParseClientCertificate(req.Certificate, req.Password)

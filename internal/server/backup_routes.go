@@ -236,6 +236,9 @@ type backupResult struct {
 	MagpieLocations []string `json:"MagpieLocations"`
 	// MagpieRetention is what retention deleted after a task's run.
 	MagpieRetention *retentionStatus `json:"MagpieRetention,omitempty"`
+	// MagpieFullReason says why an incremental run made a full backup
+	// instead (no chain to extend, a damaged newest chain, ...).
+	MagpieFullReason string `json:"MagpieFullReason,omitempty"`
 }
 
 type readCount struct {
@@ -254,6 +257,7 @@ func newBackupResult(db string, plan *tasks.Plan, res *backup.Result) *backupRes
 		MagpieKind:       res.Entry.Kind,
 		MagpieUnchanged:  res.Unchanged,
 		MagpieLocations:  res.Locations,
+		MagpieFullReason: res.FullReason,
 	}
 	if res.Unchanged {
 		out.Message = fmt.Sprintf("Nothing changed in %s since %s (etag %d): no file written.", db, res.Entry.Name, res.Entry.ToEtag)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/magpiedb/magpie/internal/certs"
@@ -53,24 +52,9 @@ func (s *Server) handleCreateCertificate(w http.ResponseWriter, r *http.Request,
 		writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("Certificate name %q is not valid. Use up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit.", req.Name))
 		return
 	}
-	clearance := certs.ValidUser
-	if req.SecurityClearance != "" {
-		if clearance = certs.NormalizeClearance(req.SecurityClearance); clearance == "" {
-			writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("SecurityClearance %q is not supported by magpie. Use ClusterAdmin, Operator or ValidUser.", req.SecurityClearance))
-			return
-		}
-	}
-	perms := map[string]string{}
-	for db, p := range req.Permissions {
-		np := certs.NormalizePermission(p)
-		if np == "" || strings.TrimSpace(db) == "" {
-			writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("Permission %q for database %q is not valid. Use Admin, ReadWrite or Read for a named database.", p, db))
-			return
-		}
-		perms[db] = np
-	}
-	if len(perms) > 0 && clearance != certs.ValidUser {
-		writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("Permissions grant access to single databases, and a %s certificate already reaches every database. Leave Permissions out, or use SecurityClearance ValidUser.", clearance))
+	clearance, perms, msg := parseAccess(req.SecurityClearance, req.Permissions)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, typeBadRequest, msg)
 		return
 	}
 	validity := certs.ClientValidity

@@ -436,10 +436,11 @@ func (s *Server) handleRestorePoints(w http.ResponseWriter, r *http.Request) {
 		Problem  string           `json:"Problem,omitempty"`
 		Manifest *backup.Manifest `json:"Manifest"`
 		Stray    []string         `json:"Stray,omitempty"`
+		Damaged  string           `json:"Damaged,omitempty"`
 	}
 	infos := []chainInfo{}
 	for _, c := range chains {
-		infos = append(infos, chainInfo{c.Name, c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray})
+		infos = append(infos, chainInfo{c.Name, c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray, c.Damaged})
 		if !c.Complete() {
 			skips = append(skips, skipped{c.Location(), c.Problem})
 			continue

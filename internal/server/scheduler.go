@@ -292,6 +292,9 @@ func (s *Server) runTask(ctx context.Context, op *operation, db *store.DB, c *ta
 		}
 		return nil, err
 	}
+	if res.FullInstead {
+		s.log.Warn("backup task made a full backup instead of an incremental", "db", db.Name(), "task", c.TaskID, "operation", op.id, "reason", res.FullReason)
+	}
 	if res.Unchanged {
 		s.log.Info("backup task done: nothing changed", "db", db.Name(), "task", c.TaskID, "operation", op.id, "chain", res.ChainDir, "etag", res.Entry.ToEtag)
 	} else {
