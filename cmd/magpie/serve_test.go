@@ -264,7 +264,7 @@ func TestServeSecured(t *testing.T) {
 
 	// The data dir is held: certs create refuses.
 	r := e.run("certs", "create", "x", "--clearance", "ValidUser", "--out", filepath.Join(e.dir, "x"))
-	if r.code != 1 || !strings.Contains(r.stderr, "is held by a running magpie serve") || !strings.Contains(r.stderr, "Stop the server") {
+	if r.code != 1 || !strings.Contains(r.stderr, "is held by a running magpie serve") || !strings.Contains(r.stderr, "Issue the certificate through the server: add --server URL") {
 		t.Errorf("certs create while serving: %d %s", r.code, r.stderr)
 	}
 
