@@ -41,6 +41,7 @@ func main() {
 	typ := flag.String("type", "logical", "backup: logical or snapshot")
 	mode := flag.String("encryption", "", "backup: none, database, key or recipients (default as the CLI)")
 	comp := flag.String("compression", "zstd", "backup: zstd or gzip")
+	incremental := flag.Bool("incremental", false, "backup: extend the newest chain in -to")
 	var recips recipients
 	flag.Var(&recips, "recipient", "backup: age recipient (repeatable)")
 	from := flag.String("from", "", "restore, verify: backup path")
@@ -70,7 +71,7 @@ func main() {
 	var err error
 	switch *op {
 	case "backup":
-		what, docs, err = runBackup(*dataDir, *masterKey, *name, *to, *typ, *mode, *comp, *keyFile, recips)
+		what, docs, err = runBackup(*dataDir, *masterKey, *name, *to, *typ, *mode, *comp, *keyFile, recips, *incremental)
 	case "restore":
 		what, docs, err = runRestore(*dataDir, *masterKey, *from, *as, *keyFile, *identity)
 	case "verify":
@@ -106,7 +107,7 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func runBackup(dataDir, masterKey, name, to, typ, mode, comp, keyFile string, recips []string) (string, int64, error) {
+func runBackup(dataDir, masterKey, name, to, typ, mode, comp, keyFile string, recips []string, incremental bool) (string, int64, error) {
 	t, err := backup.ParseType(typ)
 	if err != nil {
 		return "", 0, err
@@ -125,7 +126,7 @@ func runBackup(dataDir, masterKey, name, to, typ, mode, comp, keyFile string, re
 		return "", 0, err
 	}
 	defer db.Close()
-	res, err := backup.Run(db, backup.Options{To: []string{to}, Type: t, Compression: c,
+	res, err := backup.Run(db, backup.Options{To: []string{to}, Type: t, Compression: c, Incremental: incremental,
 		Encryption: backup.Request{Mode: mode, KeyFile: keyFile, Recipients: recips}})
 	if err != nil {
 		return "", 0, err

@@ -95,7 +95,7 @@ server's machine; --key-file is read here and its key sent over TLS.`,
 					return usagef("--to %s is inside the data dir %s; backups there would be taken for databases or deleted with them. Give a folder outside the data dir", dir, g.dataDir)
 				}
 			}
-			return g.withDatabase(args[0], func(db *store.DB) error {
+			return g.readDatabase(args[0], func(db *store.DB) error {
 				start := time.Now()
 				bar := newByteBar(cmd, "backup "+db.Name(), -1)
 				res, err := backup.Run(db, backup.Options{

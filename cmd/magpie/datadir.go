@@ -48,9 +48,19 @@ func (g *globals) openDataDirCache(create bool, cacheBytes int64) (*store.DataDi
 
 // withDatabase opens the data dir and one database for the duration of fn.
 func (g *globals) withDatabase(name string, fn func(db *store.DB) error) error {
-	d, err := g.openDataDir(false)
+	return g.openDatabase(name, false, fn)
+}
+
+// readDatabase is withDatabase for a command that only reads the database
+// (store.Options.ReadMostly): it leaves compactions to the next writer.
+func (g *globals) readDatabase(name string, fn func(db *store.DB) error) error {
+	return g.openDatabase(name, true, fn)
+}
+
+func (g *globals) openDatabase(name string, readMostly bool, fn func(db *store.DB) error) error {
+	d, err := store.Open(store.Options{Dir: g.dataDir, MasterKeyFile: g.masterKey, CacheBytes: oneShotCacheBytes, ReadMostly: readMostly})
 	if err != nil {
-		return err
+		return servedDataDirError(g.dataDir, err)
 	}
 	defer d.Close()
 	db, err := d.OpenDatabase(name)

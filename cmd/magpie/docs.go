@@ -28,7 +28,7 @@ strings are escaped as \u00XX, values are exactly what was stored.`,
 			if g.isRemote() {
 				return remoteDocsGet(cmd, g, args[0], args[1])
 			}
-			return g.withDatabase(args[0], func(db *store.DB) error {
+			return g.readDatabase(args[0], func(db *store.DB) error {
 				d, err := db.Get(args[1])
 				if err != nil {
 					return err
@@ -149,7 +149,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 			if g.isRemote() {
 				return remoteStats(cmd, g, args[0], asJSON)
 			}
-			return g.withDatabase(args[0], func(db *store.DB) error {
+			return g.readDatabase(args[0], func(db *store.DB) error {
 				s, err := db.Stats()
 				if err != nil {
 					return err

@@ -105,7 +105,7 @@ only when complete; an existing file is never overwritten.`,
 				return remoteExport(cmd, g, args[0], path, c, asJSON)
 			}
 			if path == "-" {
-				return g.withDatabase(args[0], func(db *store.DB) error {
+				return g.readDatabase(args[0], func(db *store.DB) error {
 					_, err := dump.Export(db, cmd.OutOrStdout(), c, 0)
 					return err
 				})
@@ -119,7 +119,7 @@ only when complete; an existing file is never overwritten.`,
 			if insideDataDir(g, path) {
 				return usagef("%s is inside the data dir %s. Export to a file outside the data dir", path, g.dataDir)
 			}
-			return g.withDatabase(args[0], func(db *store.DB) error {
+			return g.readDatabase(args[0], func(db *store.DB) error {
 				start := time.Now()
 				var res store.WalkResult
 				size, err := writeAtomic(path, func(w io.Writer) error {

@@ -439,7 +439,7 @@ func (bk *Bulk) Abort() error {
 	if err := recoverImport(db.dir); err != nil {
 		return err
 	}
-	pdb, popts, err := openPebble(filepath.Join(db.dir, "db"), db.ring, db.name, false, db.cacheBytes)
+	pdb, popts, err := openPebble(filepath.Join(db.dir, "db"), db.ring, db.name, false, db.tune)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,11 @@ type Options struct {
 	// a server). A command that runs once (restore, backup, import) does
 	// well with less: it reads most blocks once.
 	CacheBytes int64
+	// ReadMostly opens databases without automatic compactions, for a
+	// command that reads them once (a backup, an export): compactions
+	// that a past write left due would otherwise start, and the command
+	// would wait for them when it closes. The next writer does them.
+	ReadMostly bool
 }
 
 // DefaultMasterKeyFile is where the master key of a data dir is kept when no
@@ -71,7 +76,7 @@ func DefaultMasterKeyFile(dir string) string {
 // two magpie processes never work on the same databases at once.
 type DataDir struct {
 	dir        string
-	cacheBytes int64
+	tune       tuning
 	master     keys.Key
 	lock       io.Closer
 	createdNew bool
@@ -92,7 +97,7 @@ func Open(opts Options) (*DataDir, error) {
 	if masterPath == "" {
 		masterPath = DefaultMasterKeyFile(dir)
 	}
-	d := &DataDir{dir: dir, masterPath: masterPath, cacheBytes: opts.CacheBytes}
+	d := &DataDir{dir: dir, masterPath: masterPath, tune: tuning{cacheBytes: opts.CacheBytes, readMostly: opts.ReadMostly}}
 	if inside(dir, masterPath) {
 		return nil, errorf(ErrInvalidInput, "Keep it outside (the default is "+DefaultMasterKeyFile(dir)+"), so that a copy of the data dir alone opens nothing",
 			"the master key file %s is inside the data dir %s", masterPath, dir)
@@ -403,7 +408,7 @@ func (d *DataDir) CreateDatabaseFrom(name string, opts CreateOptions, fill func(
 		if err := writeRecord(tmp, rec); err != nil {
 			return err
 		}
-		pdb, _, err := openPebble(filepath.Join(tmp, "db"), ring, name, true, d.cacheBytes)
+		pdb, _, err := openPebble(filepath.Join(tmp, "db"), ring, name, true, d.tune)
 		if err != nil {
 			return err
 		}
@@ -413,7 +418,7 @@ func (d *DataDir) CreateDatabaseFrom(name string, opts CreateOptions, fill func(
 		if fill == nil {
 			return nil
 		}
-		db, err := openDB(tmp, rec, ring, d.cacheBytes)
+		db, err := openDB(tmp, rec, ring, d.tune)
 		if err != nil {
 			return err
 		}
@@ -509,5 +514,5 @@ func (d *DataDir) OpenDatabase(name string) (*DB, error) {
 			return nil, err
 		}
 	}
-	return openDB(dir, rec, ring, d.cacheBytes)
+	return openDB(dir, rec, ring, d.tune)
 }

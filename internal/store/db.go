@@ -28,8 +28,8 @@ type DB struct {
 	pdb  *pebble.DB
 	// popts are the options pdb was opened with (its file system, table
 	// settings): imports write tables with them.
-	popts      *pebble.Options
-	cacheBytes int64
+	popts *pebble.Options
+	tune  tuning
 
 	mu    sync.Mutex
 	state counters
@@ -78,7 +78,15 @@ const (
 	blockCacheBytes = 96 << 20
 )
 
-func pebbleOptions(ring *keyRing, cacheBytes int64) (*pebble.Options, error) {
+// tuning is how a data dir opens its databases (Options.CacheBytes,
+// Options.ReadMostly).
+type tuning struct {
+	cacheBytes int64
+	readMostly bool
+}
+
+func pebbleOptions(ring *keyRing, tune tuning) (*pebble.Options, error) {
+	cacheBytes := tune.cacheBytes
 	if cacheBytes <= 0 {
 		cacheBytes = blockCacheBytes
 	}
@@ -101,6 +109,10 @@ func pebbleOptions(ring *keyRing, cacheBytes int64) (*pebble.Options, error) {
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 1 },
+		// A command that only reads (a backup, an export) would start
+		// the compactions a past write left due, and then wait for them
+		// when it closes: they are left to the next writer.
+		DisableAutomaticCompactions: tune.readMostly,
 	}
 	// Bloom filters make the existence checks of puts and imports (most
 	// of them for IDs that do not exist yet) cheap.
@@ -117,8 +129,8 @@ func pebbleOptions(ring *keyRing, cacheBytes int64) (*pebble.Options, error) {
 
 // openPebble opens the pebble store in dir; create makes a new one and
 // writes the database's identity.
-func openPebble(dir string, ring *keyRing, name string, create bool, cacheBytes int64) (*pebble.DB, *pebble.Options, error) {
-	opts, err := pebbleOptions(ring, cacheBytes)
+func openPebble(dir string, ring *keyRing, name string, create bool, tune tuning) (*pebble.DB, *pebble.Options, error) {
+	opts, err := pebbleOptions(ring, tune)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -163,15 +175,15 @@ func (db *DB) newIdentity() error {
 	return nil
 }
 
-func openDB(dir string, rec *record, ring *keyRing, cacheBytes int64) (*DB, error) {
+func openDB(dir string, rec *record, ring *keyRing, tune tuning) (*DB, error) {
 	if err := recoverImport(dir); err != nil {
 		return nil, err
 	}
-	pdb, popts, err := openPebble(filepath.Join(dir, "db"), ring, rec.Name, false, cacheBytes)
+	pdb, popts, err := openPebble(filepath.Join(dir, "db"), ring, rec.Name, false, tune)
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{name: rec.Name, dir: dir, rec: rec, ring: ring, pdb: pdb, popts: popts, cacheBytes: cacheBytes}
+	db := &DB{name: rec.Name, dir: dir, rec: rec, ring: ring, pdb: pdb, popts: popts, tune: tune}
 	if err := db.load(); err != nil {
 		pdb.Close()
 		return nil, err

@@ -137,7 +137,7 @@ func (d *DataDir) InstallSnapshot(name string, encrypted bool, opts InstallOptio
 		if err := writeRecord(tmp, r); err != nil {
 			return err
 		}
-		db, err := openDB(tmp, r, ring, d.cacheBytes)
+		db, err := openDB(tmp, r, ring, d.tune)
 		if err != nil {
 			return err
 		}
