@@ -202,9 +202,13 @@ type putCertificateRequest struct {
 	Password          string            `json:"Password"`
 }
 
-// parseAccess reads a certificate request's clearance (empty: ValidUser)
-// and per-database permissions; msg says what is wrong, if anything.
-func parseAccess(clearanceName string, permissions map[string]string) (clearance string, perms map[string]string, msg string) {
+// parseAccess checks a certificate request's name and reads its clearance
+// (empty: ValidUser) and per-database permissions; msg says what is wrong,
+// if anything.
+func parseAccess(name, clearanceName string, permissions map[string]string) (clearance string, perms map[string]string, msg string) {
+	if !certs.ValidName(name) {
+		return "", nil, fmt.Sprintf("Certificate name %q is not valid. Use up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit.", name)
+	}
 	clearance = certs.ValidUser
 	if clearanceName != "" {
 		if clearance = certs.NormalizeClearance(clearanceName); clearance == "" {
@@ -243,11 +247,7 @@ func (s *Server) handlePutCertificate(w http.ResponseWriter, r *http.Request, a 
 		writeError(w, http.StatusBadRequest, typeBadRequest, "The certificate definition has no Name. Give the certificate a name.")
 		return
 	}
-	if !certs.ValidName(req.Name) {
-		writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("Certificate name %q is not valid. Use up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit.", req.Name))
-		return
-	}
-	clearance, perms, msg := parseAccess(req.SecurityClearance, req.Permissions)
+	clearance, perms, msg := parseAccess(req.Name, req.SecurityClearance, req.Permissions)
 	if msg != "" {
 		writeError(w, http.StatusBadRequest, typeBadRequest, msg)
 		return

@@ -48,11 +48,7 @@ func (s *Server) handleCreateCertificate(w http.ResponseWriter, r *http.Request,
 		writeError(w, http.StatusBadRequest, typeBadRequest, "The body of POST /admin/certificates is not a certificate request: "+err.Error()+". Send JSON with Name, SecurityClearance, Permissions and optionally Password and NotAfter.")
 		return
 	}
-	if !certs.ValidName(req.Name) {
-		writeError(w, http.StatusBadRequest, typeBadRequest, fmt.Sprintf("Certificate name %q is not valid. Use up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit.", req.Name))
-		return
-	}
-	clearance, perms, msg := parseAccess(req.SecurityClearance, req.Permissions)
+	clearance, perms, msg := parseAccess(req.Name, req.SecurityClearance, req.Permissions)
 	if msg != "" {
 		writeError(w, http.StatusBadRequest, typeBadRequest, msg)
 		return
