@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"time"
 )
 
@@ -88,4 +89,14 @@ func (c *Client) CreateCertificate(ctx context.Context, req CertificateRequest) 
 		return nil, fmt.Errorf("the server's certificate archive lacks %s.crt, %s.key or %s.pfx", req.Name, req.Name, req.Name)
 	}
 	return out, nil
+}
+
+// DeleteCertificate removes the certificate with this thumbprint from the
+// server's registry, as RavenDB's DeleteCertificateOperation.
+func (c *Client) DeleteCertificate(ctx context.Context, thumbprint string) error {
+	resp, err := c.do(ctx, "DELETE", "/admin/certificates", url.Values{"thumbprint": {thumbprint}}, nil, "")
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }

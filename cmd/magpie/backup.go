@@ -170,6 +170,14 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
+// count writes n and its noun, singular or plural: "1 chain", "2 chains".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func newBackupLsCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -338,7 +346,13 @@ func printVerified(cmd *cobra.Command, v *restore.Verified, asJSON bool) error {
 	w := cmd.OutOrStdout()
 	partial := false
 	for _, rep := range v.Chains {
-		fmt.Fprintf(w, "verified %s (%s, encryption %s)\n", rep.ChainDir, rep.Manifest.Type, describeEncryption(rep.Manifest))
+		verb := "verified"
+		if len(rep.Files) > 0 && !rep.Files[0].Decrypted {
+			// Without the key neither the content nor the manifest's
+			// MAC could be checked: say so in the first word.
+			verb = "checked the checksums of"
+		}
+		fmt.Fprintf(w, "%s %s (%s, encryption %s)\n", verb, rep.ChainDir, rep.Manifest.Type, describeEncryption(rep.Manifest))
 		for _, f := range rep.Files {
 			how := "decrypted, authenticated and parsed"
 			if rep.Manifest.Encryption == backup.ModeNone {
@@ -353,8 +367,8 @@ func printVerified(cmd *cobra.Command, v *restore.Verified, asJSON bool) error {
 				fmt.Fprintln(w, "    (document count from the manifest)")
 			}
 		}
-		if n := len(rep.Manifest.Files) - len(rep.Files); n > 0 {
-			fmt.Fprintf(w, "  %d more files not read (--sample)\n", n)
+		if rep.Sampled > 0 {
+			fmt.Fprintf(w, "  %s not read (--sample)\n", count(rep.Sampled, "more file"))
 		}
 	}
 	for _, n := range v.Interrupted {
@@ -362,6 +376,7 @@ func printVerified(cmd *cobra.Command, v *restore.Verified, asJSON bool) error {
 	}
 	if partial {
 		fmt.Fprintln(w, "Give --key-file or --identity to decrypt and authenticate every byte.")
+		fmt.Fprintln(w, "Without them a changed manifest or file that kept its checksums is not detected.")
 	}
 	return nil
 }

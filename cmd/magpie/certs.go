@@ -106,16 +106,31 @@ func runCertsCreate(cmd *cobra.Command, g *globals, name, clearance string, dbs 
 	}
 
 	if g.isRemote() {
+		// The server registers the certificate as it issues it, and its
+		// key exists only in the answer: --out must take the files
+		// before anything is asked.
+		if err := checkWritable(out); err != nil {
+			return err
+		}
 		return g.withClient(cmd, func(ctx context.Context, c *sdk.Client) error {
 			issued, err := c.CreateCertificate(ctx, sdk.CertificateRequest{Name: name, Clearance: cl, Permissions: perms, NotAfter: time.Now().Add(time.Duration(days) * 24 * time.Hour)})
 			if err != nil {
 				return err
 			}
 			cert, err := certs.ParseCertPEM(issued.CertPEM)
-			if err != nil {
-				return fmt.Errorf("the certificate the server issued cannot be read: %v", err)
+			if err == nil {
+				err = writeCertFiles(out, keyPath, certPath, pfxPath, issued.KeyPEM, issued.CertPEM, issued.PFX)
+			} else {
+				err = fmt.Errorf("the certificate the server issued cannot be read: %v", err)
 			}
-			if err := writeCertFiles(out, keyPath, certPath, pfxPath, issued.KeyPEM, issued.CertPEM, issued.PFX); err != nil {
+			if err != nil {
+				// A registered certificate whose key is lost is of no
+				// use to anyone: take it back.
+				if cert != nil {
+					if derr := c.DeleteCertificate(ctx, certs.Thumbprint(cert)); derr != nil {
+						return fmt.Errorf("%w; the server registered the certificate %s and it could not be deleted (%v): delete it with DELETE /admin/certificates?thumbprint=%s", err, name, derr, certs.Thumbprint(cert))
+					}
+				}
 				return err
 			}
 			printIssued(cmd, name, cl, perms, cert, certPath, keyPath, pfxPath)
@@ -167,6 +182,20 @@ func runCertsCreate(cmd *cobra.Command, g *globals, name, clearance string, dbs 
 	printIssued(cmd, name, cl, perms, pair.Cert, certPath, keyPath, pfxPath)
 	fmt.Fprintf(cmd.OutOrStdout(), "Registered in %s; magpie serve accepts it from its next start. Clients trust the server with %s.\n", files.RegistryFile, files.CA)
 	return nil
+}
+
+// checkWritable creates folder out when missing and checks that files can
+// be created in it.
+func checkWritable(out string) error {
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return fmt.Errorf("cannot create --out folder %s: %v. Give a folder you can write to", out, err)
+	}
+	f, err := os.CreateTemp(out, ".magpie-write-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write to --out folder %s: %v. Give a folder you can write to", out, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // writeCertFiles writes a certificate's files, new ones only; on an error

@@ -3,9 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
-	"path/filepath"
 
 	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/store"
@@ -87,13 +85,7 @@ func addJSONFlag(cmd *cobra.Command, v *bool) {
 
 // insideDataDir reports whether path is in the data dir (backups and
 // exports must not be).
-func insideDataDir(g *globals, path string) bool {
-	if destination.IsURL(path) {
-		u, err := url.Parse(path)
-		if err != nil || u.Scheme != "file" {
-			return false
-		}
-		path = filepath.FromSlash(u.Path)
-	}
-	return store.Contains(g.dataDir, path)
+func insideDataDir(g *globals, location string) bool {
+	path, ok := destination.LocalPath(location)
+	return ok && store.Contains(g.dataDir, path)
 }

@@ -155,9 +155,13 @@ func TestRemoteCommands(t *testing.T) {
 	if remoteJSON, localJSON := r.remoteOK("backup", "ls", backups, "--json"), r.ok("backup", "ls", backups, "--json"); remoteJSON != localJSON {
 		t.Errorf("backup ls --json through the server:\n%s\non this machine:\n%s", remoteJSON, localJSON)
 	}
+	missing := filepath.Join(e.dir, "no-such-folder")
+	wantError(t, r.remote("backup", "ls", missing), 1, missing+" does not exist. Give a backup file, a chain folder or a folder of chains.")
+	wantError(t, r.run("backup", "ls", missing), 1, missing+" does not exist. Give a backup file, a chain folder or a folder of chains.")
 	wantError(t, r.remote("backup", "ls", "relative"), 2, "relative is not an absolute path; with --server it names a backup folder on the server's machine. Give its full path, or a URL.")
+	os.Mkdir(filepath.Join(e.dir, "empty"), 0o700)
 	if out := r.remoteOK("backup", "ls", filepath.Join(e.dir, "empty")); out != "no backup chains in "+filepath.Join(e.dir, "empty")+"\n" {
-		t.Errorf("backup ls of a missing folder through the server: %q", out)
+		t.Errorf("backup ls of an empty folder through the server: %q", out)
 	}
 
 	// backup verify through the server: the server reads and decrypts,

@@ -581,6 +581,14 @@ func TestCertsCreateRemote(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stderr, "already exists") {
 		t.Errorf("again: %d %s", res.code, res.stderr)
 	}
+	// An --out that cannot take the files fails before the server
+	// registers anything: the key would be lost with it.
+	blocker := filepath.Join(r.dir, "a-file")
+	os.WriteFile(blocker, nil, 0o600)
+	res = r.remote("certs", "create", "lost", "--clearance", "ValidUser", "--out", filepath.Join(blocker, "certs"))
+	if res.code != 1 || !strings.Contains(res.stderr, "cannot create --out folder "+filepath.Join(blocker, "certs")) {
+		t.Errorf("--out under a file: %d %s", res.code, res.stderr)
+	}
 	var list []map[string]any
 	code, body := httpDo(t, adminClient(t, r.env), "GET", r.s.url+"/admin/certificates", nil)
 	if code != 200 || json.Unmarshal([]byte(body), &struct{ Results *[]map[string]any }{&list}) != nil {

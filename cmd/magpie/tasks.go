@@ -636,7 +636,7 @@ A disabled task does not run.`,
 				}
 				fmt.Fprintf(tw, "encryption\t%s\ndocuments\t%d\ntombstones\t%d\nlast etag\t%d\nsize\t%s\n", res.Encryption, res.Documents, res.Tombstones, res.LastEtag, humanBytes(res.Size))
 				if res.Pruned > 0 {
-					fmt.Fprintf(tw, "retention\tdeleted %d chains\n", res.Pruned)
+					fmt.Fprintf(tw, "retention\tdeleted %s\n", count(res.Pruned, "chain"))
 				}
 				fmt.Fprintf(tw, "time\t%s\n", time.Since(start).Round(time.Millisecond))
 				return tw.Flush()
@@ -732,7 +732,7 @@ func printStatus(w io.Writer, info *sdk.BackupTaskInfo) {
 			for _, d := range r.Deleted {
 				bytes += d.Bytes
 			}
-			fmt.Fprintf(tw, "  retention\t%s: deleted %d chains (%s)\n", when(r.At), len(r.Deleted), humanBytes(bytes))
+			fmt.Fprintf(tw, "  retention\t%s: deleted %s (%s)\n", when(r.At), count(len(r.Deleted), "chain"), humanBytes(bytes))
 			for _, d := range r.Deleted {
 				fmt.Fprintf(tw, "  \t  %s in %s: %s\n", d.Chain, d.Destination, d.Reason)
 			}

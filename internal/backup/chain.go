@@ -20,9 +20,11 @@ type Chain struct {
 	Manifest *Manifest
 	Problem  string
 	err      error
-	// Interrupted is set for a chain folder that holds only partial files
-	// (NAME.in-progress) and no manifest: its first backup did not finish.
-	// Such a chain is passed over, unlike a damaged one.
+	// Interrupted is set for a chain folder that has no manifest and
+	// holds only partial files (NAME.in-progress), or its first file
+	// alone: its first backup did not finish. Such a chain is passed
+	// over, unlike a damaged one (a folder of several finished files and
+	// no manifest).
 	Interrupted bool
 	// Stray lists objects in the folder that the manifest does not name:
 	// left by an interrupted run, and ignored.
@@ -135,14 +137,20 @@ func readChain(ctx context.Context, s destination.Store, name string, objs []des
 		}
 	}
 	if !hasManifest {
-		complete := false
+		var finished []string
 		for _, o := range objs {
-			c.Stray = append(c.Stray, strings.TrimPrefix(o.Name, name+"/"))
-			complete = complete || !o.Partial
+			n := strings.TrimPrefix(o.Name, name+"/")
+			c.Stray = append(c.Stray, n)
+			if !o.Partial {
+				finished = append(finished, n)
+			}
 		}
-		if !complete {
-			// Only files still being written, or left by a killed run:
-			// the chain's first backup never finished.
+		if len(finished) == 0 || (len(finished) == 1 && isFirstFile(name, finished[0])) {
+			// Only files still being written, or left by a killed run,
+			// or the chain's first file alone: a run writes the first
+			// file into every destination before any manifest, so a
+			// run killed between two destinations leaves it without
+			// one. Either way the chain's first backup never finished.
 			c.Interrupted = true
 			c.Problem = "its first backup never finished (it has no " + ManifestName + ")"
 			c.err = fmt.Errorf("%s has no %s, so its backup never finished. Use a complete backup (see `magpie backup ls`)", c.Location(), ManifestName)
@@ -200,6 +208,21 @@ func readChain(ctx context.Context, s destination.Store, name string, objs []des
 		break
 	}
 	return c
+}
+
+// isFirstFile reports whether file is the name the first file of chain
+// folder chain has: its full backup or snapshot, stamped with the
+// folder's time.
+func isFirstFile(chain, file string) bool {
+	start, _, typ, ok := ParseChainFolder(chain)
+	if !ok {
+		return false
+	}
+	kind := KindFull
+	if typ == Snapshot {
+		kind = KindSnapshot
+	}
+	return file == FileName(start, kind, false) || file == FileName(start, kind, true)
 }
 
 // NewestChain returns the newest intact chain of database db in s, or

@@ -129,8 +129,17 @@ func Run(db *store.DB, opts Options) (*Result, error) {
 		if cerr != nil {
 			return nil, cerr
 		}
+		var enc *Encryption
 		if chains != nil {
-			res, err = runIncremental(ctx, db, stores, chains, now, opts, dbKey, encrypted)
+			if enc, err = resolveForChain(opts.Encryption, chains[0].Manifest, chains[0].Location(), dbKey, encrypted); err != nil {
+				return nil, err
+			}
+			if reason = unauthenticated(chains, enc); reason != "" {
+				chains = nil
+			}
+		}
+		if chains != nil {
+			res, err = runIncremental(ctx, db, stores, chains, now, opts, enc)
 		} else {
 			res, err = runFull(ctx, db, stores, now, opts, dbKey, encrypted)
 			if res != nil {
@@ -257,15 +266,29 @@ func runFull(ctx context.Context, db *store.DB, stores []destination.Store, now 
 	return &Result{Chain: chain, Entry: entry, Manifest: m}, nil
 }
 
+// unauthenticated checks the MAC of each destination's copy of the chain
+// an incremental extends, when the chain's mode has a key, and says why
+// the chain must not be extended if one fails. The checksum alone is no
+// proof: anyone who can write to a destination can rewrite it, and an
+// incremental would then seal the changed manifest with a valid MAC.
+func unauthenticated(chains []*Chain, enc *Encryption) string {
+	k := enc.macKey()
+	if k == nil {
+		return ""
+	}
+	for _, c := range chains {
+		if err := c.Manifest.CheckMAC(Location(c.Store, c.Name+"/"+ManifestName), *k); err != nil {
+			return fmt.Sprintf("the manifest of the newest chain %s failed its integrity check: its MAC does not match", c.Location())
+		}
+	}
+	return ""
+}
+
 // runIncremental extends chains, the newest chain of db as found in each
 // destination (the same in all of them).
-func runIncremental(ctx context.Context, db *store.DB, stores []destination.Store, chains []*Chain, now time.Time, opts Options, dbKey keys.Key, encrypted bool) (*Result, error) {
+func runIncremental(ctx context.Context, db *store.DB, stores []destination.Store, chains []*Chain, now time.Time, opts Options, enc *Encryption) (*Result, error) {
 	chain := chains[0]
 	m := chain.Manifest
-	enc, err := resolveForChain(opts.Encryption, m, chain.Location(), dbKey, encrypted)
-	if err != nil {
-		return nil, err
-	}
 	last := m.Files[len(m.Files)-1]
 	since := last.ToEtag
 	cur := db.LastEtag()

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/magpiedb/magpie/internal/destination"
+	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/smuggler"
 	"github.com/magpiedb/magpie/internal/store"
 )
@@ -379,8 +381,9 @@ func TestIncrementalOverDivergedDestinations(t *testing.T) {
 			os.MkdirAll(filepath.Join(m2, res.Chain), 0o700)
 			os.WriteFile(filepath.Join(m2, res.Chain, res.Entry.Name), raw, 0o600)
 		}, func(m1, m2 string) string {
-			chain := filepath.Join(m2, ChainFolder(t0, "db", Logical))
-			return "the newest chain " + chain + " is damaged: " + chain + " has no manifest.json, so its backup never finished"
+			// The lone first file is an interrupted first backup,
+			// passed over like one of partial files only.
+			return "the destinations " + m1 + " and " + m2 + " do not hold the same newest chain of db"
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -404,6 +407,17 @@ func TestIncrementalOverDivergedDestinations(t *testing.T) {
 			if next.FullInstead || next.Chain != res.Chain {
 				t.Fatalf("the next incremental: %s in %s, reason %q", next.Kind(), next.Chain, next.FullReason)
 			}
+			// Retention leaves the new chain alone in each destination:
+			// what the divergence left behind goes.
+			for _, dir := range []string{m1, m2} {
+				s, _ := destination.OpenLocal(dir)
+				if _, err := Prune(context.Background(), s, "db", Retention{KeepNewest: 1}, t0.Add(4*time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+				if got := chainNames(t, dir); fmt.Sprint(got) != fmt.Sprint([]string{res.Chain}) {
+					t.Fatalf("after retention %s holds %v, want only %s", dir, got, res.Chain)
+				}
+			}
 		})
 	}
 }
@@ -421,5 +435,60 @@ func TestFullReasonWithoutChain(t *testing.T) {
 	}
 	if !IsChainOf(res.Chain, "db") {
 		t.Fatalf("chain %s", res.Chain)
+	}
+}
+
+// TestIncrementalOverForgedManifest: someone who can write to a
+// destination rewrote a key mode chain's manifest and its checksum (here
+// so that the chain seems to hold changes it does not). An incremental
+// must not extend it: it would seal the forged manifest with a valid MAC.
+func TestIncrementalOverForgedManifest(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	root := t.TempDir()
+	db := testData(t, root, "db")["db"]
+	to := filepath.Join(root, "backups")
+	key, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := func(at time.Time, incremental bool) Options {
+		return Options{To: []string{to}, Compression: smuggler.Zstd, Incremental: incremental, Now: at,
+			Encryption: Request{Mode: string(ModeKey), Key: &key}}
+	}
+	put(t, db)
+	full, err := Run(db, opts(t0, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(full.ChainDir, ManifestName)
+	m, err := ReadLocalManifest(full.ChainDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := m.MAC
+	m.Files[0].ToEtag += 2 // claims the next two changes
+	m.seal(nil)
+	m.MAC = mac
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		put(t, db)
+	}
+
+	res, err := Run(db, opts(t0.Add(time.Hour), true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "the manifest of the newest chain " + full.ChainDir + " failed its integrity check: its MAC does not match"
+	if !res.FullInstead || res.FullReason != want || res.Kind() != KindFull || res.Chain == full.Chain {
+		t.Fatalf("incremental over a forged manifest: %s in %s, full instead %v, reason %q; want a full backup in a new chain because %q", res.Kind(), res.Chain, res.FullInstead, res.FullReason, want)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(b) {
+		t.Fatal("the forged manifest was rewritten")
+	}
+	if res.Entry.Documents != 4 {
+		t.Fatalf("the new full backup holds %d documents, want 4", res.Entry.Documents)
 	}
 }

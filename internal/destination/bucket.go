@@ -137,12 +137,19 @@ func checkBucketURL(u *url.URL) error {
 			return fmt.Errorf("destination %s gives the query parameter %q more than once. Give it once", shown, name)
 		}
 	}
-	if endpoint := q.Get("endpoint"); endpoint != "" {
-		if e, err := url.Parse(endpoint); err == nil && e.User != nil {
-			return fmt.Errorf("destination %s holds credentials in its endpoint. Give them in the environment (%s), never in the URL", shown, credentialHelp[scheme])
-		}
+	if endpoint := q.Get("endpoint"); endpoint != "" && !cleanEndpoint(endpoint) {
+		return fmt.Errorf("destination %s has an endpoint that is not a plain http:// or https:// URL (it may hold credentials, a query or no scheme). Give the endpoint as http(s)://HOST[:PORT], and credentials in the environment (%s), never in the URL", shown, credentialHelp[scheme])
 	}
 	return nil
+}
+
+// cleanEndpoint reports whether an endpoint is http(s)://HOST[:PORT][/PATH]
+// and nothing more: no user information, query or fragment, which could
+// carry a secret (user:password@, a presigned X-Amz-Signature).
+func cleanEndpoint(v string) bool {
+	e, err := url.Parse(v)
+	return err == nil && (e.Scheme == "http" || e.Scheme == "https") && e.Host != "" &&
+		e.User == nil && e.RawQuery == "" && !e.ForceQuery && e.Fragment == "" && e.Opaque == ""
 }
 
 func knownParam(scheme, name string) bool {
@@ -158,20 +165,7 @@ func knownParam(scheme, name string) bool {
 // parameters are hidden, since one may be a secret put in the wrong
 // place, and so are credentials in an endpoint URL.
 func display(scheme, host, prefix string, q url.Values) string {
-	r := url.Values{}
-	for name, values := range q {
-		for _, v := range values {
-			if !knownParam(scheme, name) {
-				v = "REDACTED"
-			} else if name == "endpoint" {
-				if e, err := url.Parse(v); err == nil && e.User != nil {
-					e.User = url.User("REDACTED")
-					v = e.String()
-				}
-			}
-			r.Add(name, v)
-		}
-	}
+	r := redactQuery(scheme, q)
 	s := scheme + "://" + host
 	if prefix != "" {
 		s += "/" + prefix
@@ -180,6 +174,21 @@ func display(scheme, host, prefix string, q url.Values) string {
 		s += "?" + r.Encode()
 	}
 	return s
+}
+
+// redactQuery hides the values of a bucket URL's unknown parameters and of
+// an endpoint that is not a plain URL.
+func redactQuery(scheme string, q url.Values) url.Values {
+	r := url.Values{}
+	for name, values := range q {
+		for _, v := range values {
+			if !knownParam(scheme, name) || (name == "endpoint" && !cleanEndpoint(v)) {
+				v = "REDACTED"
+			}
+			r.Add(name, v)
+		}
+	}
+	return r
 }
 
 // validName reports whether name is a plain slash-separated name: no

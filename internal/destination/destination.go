@@ -80,6 +80,19 @@ func IsURL(location string) bool {
 	return i > 0 && !strings.ContainsAny(location[:i], `/\`)
 }
 
+// LocalPath returns the folder location names when it is local (a path or
+// a file:// URL); ok is false for an object store.
+func LocalPath(location string) (path string, ok bool) {
+	if !IsURL(location) {
+		return location, true
+	}
+	u, err := url.Parse(location)
+	if err != nil || u.Scheme != "file" {
+		return "", false
+	}
+	return filepath.FromSlash(u.Path), true
+}
+
 // Open opens the destination at location: a local path (a file:// URL
 // too), or s3://BUCKET/PREFIX, azblob://CONTAINER/PREFIX,
 // gs://BUCKET/PREFIX with the query parameters of gocloud.dev/blob.
@@ -127,16 +140,24 @@ func CheckURL(location string) error {
 	return fmt.Errorf("destination scheme %q is not supported. Use a local path, s3://, azblob:// or gs://", u.Scheme)
 }
 
-// Redact hides any user information in a location before it is shown.
+// Redact hides what in a location could be a secret before it is shown:
+// user information, unknown query parameters and an endpoint that is not
+// a plain URL.
 func Redact(location string) string {
-	u, err := url.Parse(location)
-	if err != nil || u.User == nil {
-		if i := strings.Index(location, "@"); i >= 0 && IsURL(location) {
-			return location[:strings.Index(location, "://")+3] + "REDACTED" + location[i:]
-		}
+	if !IsURL(location) {
 		return location
 	}
-	u.User = url.User("REDACTED")
+	u, err := url.Parse(location)
+	if err != nil {
+		// Where a secret would be cannot be told: show the scheme only.
+		return location[:strings.Index(location, "://")+3] + "REDACTED"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if _, ok := queryParams[u.Scheme]; ok && u.RawQuery != "" {
+		u.RawQuery = redactQuery(u.Scheme, u.Query()).Encode()
+	}
 	return u.String()
 }
 

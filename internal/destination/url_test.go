@@ -37,7 +37,10 @@ func TestLocationRefused(t *testing.T) {
 		{"s3://AKID:hunter2secret@bucket/path", "holds credentials", "hunter2secret"},
 		{"azblob://account:hunter2secret@container", "holds credentials", "hunter2secret"},
 		{"gs://user:hunter2secret@bucket", "holds credentials", "hunter2secret"},
-		{"s3://bucket?endpoint=http://AKID:hunter2secret@127.0.0.1:9000", "holds credentials", "hunter2secret"},
+		{"s3://bucket?endpoint=http://AKID:hunter2secret@127.0.0.1:9000", "not a plain http:// or https:// URL", "hunter2secret"},
+		{"s3://bucket?endpoint=AKID:hunter2secret@127.0.0.1:9000", "not a plain http:// or https:// URL", "hunter2secret"},
+		{"s3://bucket?endpoint=" + url.QueryEscape("http://127.0.0.1:9000/?X-Amz-Signature=hunter2secret"), "not a plain http:// or https:// URL", "hunter2secret"},
+		{"s3://bucket?endpoint=" + url.QueryEscape("http://127.0.0.1:9000/#hunter2secret"), "not a plain http:// or https:// URL", "hunter2secret"},
 		{"s3://bucket?aws_secret_access_key=hunter2secret", `query parameter "aws_secret_access_key"`, "hunter2secret"},
 		{"azblob://container?sig=hunter2secret&sv=2020", "query parameter", "hunter2secret"},
 		{"ftp://host/path", `scheme "ftp" is not supported`, ""},
@@ -45,7 +48,7 @@ func TestLocationRefused(t *testing.T) {
 		{"s3:///path", "names no bucket", ""},
 		{"gs://bucket/a/../b", "plain names", ""},
 		{"s3://bucket?region=a&region=b", "more than once", ""},
-		{"s3://bucket?endpoint=127.0.0.1:9000", "endpoint must be a URL", ""},
+		{"s3://bucket?endpoint=127.0.0.1:9000", "Give the endpoint as http(s)://HOST[:PORT]", ""},
 		{"s3://bucket?use_path_style=maybe", "use_path_style must be true or false", ""},
 		{"azblob://container?protocol=gopher", "cannot open destination azblob://container?protocol=gopher", ""},
 		{"", "no destination", ""},
@@ -143,5 +146,22 @@ func TestScrub(t *testing.T) {
 	}
 	if u, _ := url.Parse("http://x"); scrub(errors.New(u.String())).Error() != "http://x" {
 		t.Errorf("scrub changed an error without secrets")
+	}
+}
+
+// TestRedact: what could be a secret never reaches a log line or an error.
+func TestRedact(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"/var/backups", "/var/backups"},
+		{"s3://bucket/path?region=eu-west-1", "s3://bucket/path?region=eu-west-1"},
+		{"s3://AKID:hunter2@bucket/path", "s3://REDACTED@bucket/path"},
+		{"s3://bucket?endpoint=http%3A%2F%2FAKID%3Ahunter2%40host%3A9000", "s3://bucket?endpoint=REDACTED"},
+		{"s3://bucket?endpoint=http://127.0.0.1:9000", "s3://bucket?endpoint=http%3A%2F%2F127.0.0.1%3A9000"},
+		{"azblob://container?sig=hunter2&sv=2020", "azblob://container?sig=REDACTED&sv=REDACTED"},
+		{"gs://bucket/%zz?x=hunter2", "gs://REDACTED"},
+	} {
+		if got := Redact(c.in); got != c.want {
+			t.Errorf("Redact(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

@@ -26,6 +26,8 @@ type Report struct {
 	ChainDir string
 	Manifest *backup.Manifest
 	Files    []FileReport
+	// Sampled counts the files --sample left unread.
+	Sampled int
 }
 
 // Verify reads every file of the chain t: it checks sizes and SHA-256
@@ -166,6 +168,7 @@ func VerifyAll(ctx context.Context, location string, opts VerifyOptions) (*Verif
 		}
 	}
 	for _, t := range targets {
+		all := len(t.Files)
 		if opts.Sample > 0 && opts.Sample < 1 {
 			t.Files = Sample(t.Files, opts.Sample)
 		}
@@ -183,6 +186,7 @@ func VerifyAll(ctx context.Context, location string, opts VerifyOptions) (*Verif
 		if err != nil {
 			return nil, err
 		}
+		rep.Sampled = all - len(t.Files)
 		out.Chains = append(out.Chains, rep)
 	}
 	return out, nil

@@ -141,7 +141,7 @@ func planBackup(body []byte, db *store.DB) (*tasks.Config, *keys.Key, *tasks.Pla
 // where backups would be taken for databases or deleted with them.
 func (s *Server) checkOutsideDataDir(to []string) error {
 	for _, d := range to {
-		if !destination.IsURL(d) && store.Contains(s.data.Path(), d) {
+		if p, ok := destination.LocalPath(d); ok && store.Contains(s.data.Path(), p) {
 			return fmt.Errorf("the destination %s is inside the server's data dir %s; backups there would be taken for databases or deleted with them. Give a folder outside the data dir", d, s.data.Path())
 		}
 	}

@@ -411,17 +411,14 @@ func (s *Server) handleRestorePoints(w http.ResponseWriter, r *http.Request) {
 		}
 		loc = l
 	}
-	folder, err := destination.Open(r.Context(), loc)
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	defer folder.Close()
-	chains, err := backup.FindChains(r.Context(), folder)
+	// As magpie backup ls reads a location: a folder of chains, a chain
+	// folder or a file in one; a folder that does not exist is an error.
+	folder, chains, err := restore.Chains(r.Context(), loc)
 	if err != nil {
 		badRequest(w, errors.New(apiWording(err.Error())))
 		return
 	}
+	defer folder.Close()
 	list := []restorePoint{}
 	type skipped struct {
 		Location string `json:"Location"`

@@ -213,6 +213,11 @@ func (s *Server) startTaskRun(db *store.DB, id int64, full, scheduled bool) (*op
 	}
 	start := time.Now()
 	plan, err := c.Plan(db, st.key)
+	if err == nil {
+		// A task restored with its database was never checked against
+		// this server's data dir.
+		err = s.checkOutsideDataDir(plan.To)
+	}
 	if err != nil {
 		err = apiError(err)
 		if scheduled {

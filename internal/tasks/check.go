@@ -218,8 +218,8 @@ func (c *Config) Check() error {
 	if len(c.Name) > maxNameLen {
 		return fmt.Errorf("the task's Name is %d bytes long. Give a name of at most %d bytes", len(c.Name), maxNameLen)
 	}
-	if strings.IndexFunc(c.Name, unicode.IsControl) >= 0 || !utf8.ValidString(c.Name) {
-		return fmt.Errorf("the task's Name %q holds control characters or invalid UTF-8, which would garble listings and logs. Give a name of printable characters", c.Name)
+	if strings.IndexFunc(c.Name, unprintable) >= 0 || !utf8.ValidString(c.Name) {
+		return fmt.Errorf("the task's Name %q holds control characters, line or paragraph separators, bidirectional controls or invalid UTF-8, which would garble listings and logs. Give a name of printable characters", c.Name)
 	}
 	switch strings.ToLower(c.BackupType) {
 	case "", "backup", "snapshot":
@@ -271,7 +271,14 @@ func parseSchedule(field, spec string) (cron.Schedule, error) {
 	}
 	// cron rounds an interval under a second up to a second, so "@every
 	// 0s" or "@every -5s" would run every second: refuse them instead.
-	if rest, ok := strings.CutPrefix(spec, "@every "); ok {
+	// A time zone prefix does not change that (cron drops it for @every).
+	desc := spec
+	if strings.HasPrefix(desc, "TZ=") || strings.HasPrefix(desc, "CRON_TZ=") {
+		if i := strings.Index(desc, " "); i >= 0 {
+			desc = strings.TrimSpace(desc[i:])
+		}
+	}
+	if rest, ok := strings.CutPrefix(desc, "@every "); ok {
 		if d, err := time.ParseDuration(strings.TrimSpace(rest)); err == nil && d < time.Second {
 			return nil, fmt.Errorf("%s %q is shorter than a second. Give an interval of at least 1s, such as \"@every 1h\"", field, spec)
 		}
@@ -578,4 +585,11 @@ func SettingsLocation(typ string, raw []byte, field string) (string, error) {
 		return "", reword(err)
 	}
 	return dests[0], nil
+}
+
+// unprintable reports characters a name must not hold: controls, line and
+// paragraph separators (U+2028, U+2029), and format characters such as the
+// bidirectional overrides (U+202E), which make a name read as another.
+func unprintable(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf)
 }
