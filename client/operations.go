@@ -284,6 +284,9 @@ type BackupChain struct {
 	// Damaged says which file the folder lacks (or holds at another
 	// size): such a chain is not extended, and restores of it fail.
 	Damaged string `json:",omitempty"`
+	// Interrupted is set for a chain whose first backup never finished:
+	// restores and verify pass it over.
+	Interrupted bool `json:",omitempty"`
 }
 
 // BackupChains lists the chains of a backup folder on the server's machine

@@ -200,7 +200,7 @@ path) or a URL the server reads, as for restore.`,
 						return err
 					}
 					for _, ch := range chains {
-						l := chainListing{Name: ch.Name, Dir: ch.Dir, Complete: ch.Complete, Problem: ch.Problem, Stray: ch.Stray, Damaged: ch.Damaged}
+						l := chainListing{Name: ch.Name, Dir: ch.Dir, Complete: ch.Complete, Problem: ch.Problem, Stray: ch.Stray, Damaged: ch.Damaged, Interrupted: ch.Interrupted}
 						if len(ch.Manifest) > 0 && string(ch.Manifest) != "null" {
 							l.Manifest = new(backup.Manifest)
 							if err := json.Unmarshal(ch.Manifest, l.Manifest); err != nil {
@@ -221,7 +221,7 @@ path) or a URL the server reads, as for restore.`,
 				}
 				defer s.Close()
 				for _, c := range chains {
-					list = append(list, chainListing{c.Name, c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray, c.Damaged})
+					list = append(list, chainListing{c.Name, c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray, c.Damaged, c.Interrupted})
 				}
 			}
 			return printChains(cmd, args[0], list, asJSON)
@@ -241,6 +241,8 @@ type chainListing struct {
 	Stray    []string `json:",omitempty"`
 	// Damaged says which file the folder lacks (or holds at another size).
 	Damaged string `json:",omitempty"`
+	// Interrupted: the chain's first backup never finished.
+	Interrupted bool `json:",omitempty"`
 }
 
 func printChains(cmd *cobra.Command, where string, list []chainListing, asJSON bool) error {
@@ -258,7 +260,14 @@ func printChains(cmd *cobra.Command, where string, list []chainListing, asJSON b
 	for _, c := range list {
 		fmt.Fprintf(tw, "%s\n", c.Name)
 		if !c.Complete || c.Manifest == nil {
-			fmt.Fprintf(tw, "  INCOMPLETE: %s\n", c.Problem)
+			// An interrupted first backup is expected after a crash and
+			// passed over; any other chain without a usable manifest
+			// needs an operator.
+			state := "DAMAGED"
+			if c.Interrupted {
+				state = "INCOMPLETE"
+			}
+			fmt.Fprintf(tw, "  %s: %s\n", state, c.Problem)
 			continue
 		}
 		m := c.Manifest

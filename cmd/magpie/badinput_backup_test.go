@@ -871,12 +871,29 @@ func TestBackupBadCorruptManifest(t *testing.T) {
 			f.check(t, chain, s.dec, bbExpect{restore: bbRestoreFailed + mac, verify: mac}, bk)
 		})
 	}
-	t.Run("manifest missing", func(t *testing.T) {
+	t.Run("first file without its manifest", func(t *testing.T) {
+		// What a run killed between two destinations leaves in one of
+		// them: its first backup never finished, and is passed over.
 		chain := bbCopyChain(t, keyChain, t.TempDir())
 		if err := os.Remove(filepath.Join(chain, backup.ManifestName)); err != nil {
 			t.Fatal(err)
 		}
 		msg := fmt.Sprintf("%s has no manifest.json, so its backup never finished. Use a complete backup (see `magpie backup ls`).", chain)
+		f.check(t, chain, []string{"--key-file", f.bkKeyPath}, bbExpect{restore: bbRestoreFailed + msg, verify: msg, verifyNoKey: msg}, bk)
+		dir := filepath.Dir(chain)
+		none := fmt.Sprintf("%s holds no complete backup chain: 1 chain folder(s) in it never got their manifest.json, so their backups never finished. Use a complete backup (see `magpie backup ls %s`).", dir, dir)
+		f.check(t, dir, []string{"--key-file", f.bkKeyPath}, bbExpect{restore: bbRestoreFailed + none, verify: none, verifyNoKey: none}, bk)
+	})
+	t.Run("manifest missing", func(t *testing.T) {
+		chain := bbCopyChain(t, keyChain, t.TempDir())
+		if err := os.Remove(filepath.Join(chain, backup.ManifestName)); err != nil {
+			t.Fatal(err)
+		}
+		// The chain had grown: a second finished file.
+		if err := os.WriteFile(filepath.Join(chain, "2099-01-01-00-00-00-0000000.incremental-backup.age"), []byte("age"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		msg := fmt.Sprintf("%s has no manifest.json but holds 2 finished backup files, so its manifest was lost or deleted. Copy the manifest back from another destination, or use another backup (see `magpie backup ls`).", chain)
 		f.check(t, chain, []string{"--key-file", f.bkKeyPath}, bbExpect{restore: bbRestoreFailed + msg, verify: msg, verifyNoKey: msg}, bk)
 		// In a folder of chains the newest chain is damaged: that is said,
 		// not passed over for an older one. verify checks every chain and
@@ -1153,7 +1170,7 @@ func TestBackupBadRestoreTarget(t *testing.T) {
 		{"chain folder without manifest", append([]string{noManifest, "--as", "r"}, keyDec...),
 			bbRestoreFailed + fmt.Sprintf("%s has no manifest.json, so its backup never finished. Use a complete backup (see `magpie backup ls`).", noManifest)},
 		{"folder holding a chain without manifest", append([]string{filepath.Dir(noManifest), "--as", "r"}, keyDec...),
-			bbRestoreFailed + bbNewestDamaged(filepath.Dir(noManifest), fmt.Sprintf("%s has no manifest.json, so its backup never finished. Use a complete backup (see `magpie backup ls`).", noManifest))},
+			bbRestoreFailed + fmt.Sprintf("%s holds no complete backup chain: 1 chain folder(s) in it never got their manifest.json, so their backups never finished. Use a complete backup (see `magpie backup ls %s`).", filepath.Dir(noManifest), filepath.Dir(noManifest))},
 		{"backup file missing", append([]string{missingFile, "--as", "r"}, keyDec...),
 			bbRestoreFailed + fmt.Sprintf("backup file %s is missing although the manifest lists it. Restore the file, or use another backup.", filepath.Join(missingFile, filepath.Base(keyFile)))},
 		{"path does not exist", []string{nowhere, "--as", "r"},
@@ -1181,7 +1198,7 @@ func TestBackupBadRestoreTarget(t *testing.T) {
 	}
 	// backup ls flags what it cannot use.
 	out := e.ok("backup", "ls", filepath.Dir(noManifest))
-	if !strings.Contains(out, "INCOMPLETE: "+noManifest+" has no manifest.json") {
+	if !strings.Contains(out, "INCOMPLETE: its first backup never finished (it has no manifest.json)") {
 		t.Errorf("backup ls of a chain without manifest:\n%s", out)
 	}
 	out = e.ok("backup", "ls", strayChain)

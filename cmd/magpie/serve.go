@@ -274,8 +274,8 @@ func validateServeConfig(cfg serveConfig) error {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return usagef("--listen %s has no valid port. Give an address such as %s", cfg.Listen, defaultListen)
 	}
-	if cfg.BackupConcurrency < 0 {
-		return usagef("backup concurrency %d (--backup-concurrency, MAGPIE_BACKUP_CONCURRENCY or backup-concurrency in the config file) is negative. Give 1 to keep backups on one core, or 0 for two", cfg.BackupConcurrency)
+	if cfg.BackupConcurrency < 0 || cfg.BackupConcurrency > 64 {
+		return usagef("backup concurrency %d (--backup-concurrency, MAGPIE_BACKUP_CONCURRENCY or backup-concurrency in the config file) is not between 0 and 64. Give 1 to keep backups on one core, or 0 for two", cfg.BackupConcurrency)
 	}
 	if cfg.Unsecured {
 		if cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.TLSClientCA != "" {

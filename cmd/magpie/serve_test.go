@@ -363,7 +363,8 @@ func TestServeUsage(t *testing.T) {
 		{"bad bool", []string{"MAGPIE_UNSECURED=maybe"}, "", nil, "must be true or false"},
 		{"bad file", nil, "listen: [\n", nil, "not valid YAML or JSON"},
 		{"missing file", nil, "", []string{"--config", filepath.Join(e.dir, "nope.yaml")}, "cannot read the config file"},
-		{"negative backup concurrency", nil, "", []string{"--backup-concurrency", "-1"}, "backup concurrency -1 (--backup-concurrency, MAGPIE_BACKUP_CONCURRENCY or backup-concurrency in the config file) is negative. Give 1 to keep backups on one core, or 0 for two"},
+		{"negative backup concurrency", nil, "", []string{"--backup-concurrency", "-1"}, "backup concurrency -1 (--backup-concurrency, MAGPIE_BACKUP_CONCURRENCY or backup-concurrency in the config file) is not between 0 and 64. Give 1 to keep backups on one core, or 0 for two"},
+		{"huge backup concurrency", []string{"MAGPIE_BACKUP_CONCURRENCY=100000"}, "", nil, "backup concurrency 100000 (--backup-concurrency, MAGPIE_BACKUP_CONCURRENCY or backup-concurrency in the config file) is not between 0 and 64."},
 		{"bad backup concurrency env", []string{"MAGPIE_BACKUP_CONCURRENCY=two"}, "", nil, `setting backup-concurrency must be a whole number of cores, not "two"`},
 		{"fractional backup concurrency", nil, "backup-concurrency: 1.5\n", nil, "setting backup-concurrency must be a whole number of cores, not 1.5"},
 	} {

@@ -156,11 +156,11 @@ func readChain(ctx context.Context, s destination.Store, name string, objs []des
 			c.err = fmt.Errorf("%s has no %s, so its backup never finished. Use a complete backup (see `magpie backup ls`)", c.Location(), ManifestName)
 			return c
 		}
-		// Finished files without a manifest: the manifest was lost (or
-		// the run died in the instant between the two). That is not
-		// passed over silently.
-		c.Problem = c.Location() + " has no " + ManifestName + ", so its backup never finished. Use a complete backup (see `magpie backup ls`)."
-		c.err = fmt.Errorf("%s has no %s, so its backup never finished. Use a complete backup (see `magpie backup ls`)", c.Location(), ManifestName)
+		// Several finished files without a manifest: the manifest was
+		// lost or deleted after the chain grew. That is not passed over
+		// silently.
+		c.err = fmt.Errorf("%s has no %s but holds %d finished backup files, so its manifest was lost or deleted. Copy the manifest back from another destination, or use another backup (see `magpie backup ls`)", c.Location(), ManifestName, len(finished))
+		c.Problem = c.err.Error() + "."
 		return c
 	}
 	m, raw, err := readManifest(ctx, s, name)

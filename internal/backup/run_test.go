@@ -225,7 +225,7 @@ func TestIncrementalOverDamagedChain(t *testing.T) {
 		}},
 		{"manifest missing", func(t *testing.T, dir string, m *Manifest) string {
 			os.Remove(filepath.Join(dir, ManifestName))
-			return dir + " has no manifest.json, so its backup never finished"
+			return dir + " has no manifest.json but holds 2 finished backup files, so its manifest was lost or deleted"
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -434,10 +434,12 @@ func (s *Server) handleRestorePoints(w http.ResponseWriter, r *http.Request) {
 		Manifest *backup.Manifest `json:"Manifest"`
 		Stray    []string         `json:"Stray,omitempty"`
 		Damaged  string           `json:"Damaged,omitempty"`
+		// Interrupted: the chain's first backup never finished.
+		Interrupted bool `json:"Interrupted,omitempty"`
 	}
 	infos := []chainInfo{}
 	for _, c := range chains {
-		infos = append(infos, chainInfo{c.Name, c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray, c.Damaged})
+		infos = append(infos, chainInfo{c.Name, c.Location(), c.Complete(), c.Problem, c.Manifest, c.Stray, c.Damaged, c.Interrupted})
 		if !c.Complete() {
 			skips = append(skips, skipped{c.Location(), c.Problem})
 			continue
