@@ -180,6 +180,10 @@ type RestoreResult struct {
 	// with; MagpieDisabledTasks those DisableOngoingTasks disabled.
 	MagpieBackupTasks   int
 	MagpieDisabledTasks int
+	// MagpiePassedOver are newer chains the restore passed over because
+	// they have no manifest (an interrupted first backup, or a deleted
+	// manifest).
+	MagpiePassedOver []string
 }
 
 // Restore restores a backup as a new database and waits for it. A refused

@@ -381,13 +381,20 @@ func printVerified(cmd *cobra.Command, v *restore.Verified, asJSON bool) error {
 		}
 	}
 	for _, n := range v.Interrupted {
-		fmt.Fprintf(w, "skipped %s: its first backup never finished (no manifest)\n", n)
+		notePassedOver(cmd, n)
 	}
 	if partial {
 		fmt.Fprintln(w, "Give --key-file or --identity to decrypt and authenticate every byte.")
 		fmt.Fprintln(w, "Without them a changed manifest or file that kept its checksums is not detected.")
 	}
 	return nil
+}
+
+// notePassedOver tells, on stderr, of a chain passed over because it has
+// no manifest: after a crash that is expected, but a deleted manifest
+// looks the same and an operator must hear of it.
+func notePassedOver(cmd *cobra.Command, chain string) {
+	fmt.Fprintf(cmd.ErrOrStderr(), "magpie: note: passed over %s: it has no %s, so its first backup never finished (a run was interrupted, or the manifest was deleted)\n", chain, backup.ManifestName)
 }
 
 func totalSize(files []backup.FileEntry) int64 {
@@ -472,6 +479,9 @@ over TLS.`,
 			}
 			if err != nil {
 				return fmt.Errorf("restore failed and no database was created: %w", err)
+			}
+			for _, p := range t.PassedOver {
+				notePassedOver(cmd, p)
 			}
 			d, err := g.openDataDir(true)
 			if err != nil {

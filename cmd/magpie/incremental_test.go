@@ -197,8 +197,19 @@ func TestIncrementalChainFaults(t *testing.T) {
 		fmt.Sprintf("the chain in %s is encrypted with a key, and so are its incrementals: encryption mode key needs a key. Give it with --key-file FILE (make one with `magpie secrets generate`).", fullK.ChainDir))
 	wantError(t, e.run("backup", "run", "plain", "--to", keyTo, "--incremental", "--key-file", otherPath), exitFailure,
 		fmt.Sprintf("the key given (fingerprint %s) is not the key of the chain in %s (fingerprint %s). Give the chain's key, or run a full backup to start a new chain.", other.Fingerprint(), fullK.ChainDir, bk.Fingerprint()), other, bk)
-	wantError(t, e.run("backup", "run", "plain", "--to", plainTo, "--incremental", "--encryption", "key", "--key-file", keyPath), exitFailure,
-		fmt.Sprintf("the chain in %s is encrypted in mode none, and an incremental is encrypted like its chain, not in mode key. Leave out --encryption, or run a full backup to start a new chain.", fullP.ChainDir))
+	// A run that encrypts more strongly than the chain starts a new
+	// chain (in a copy of the folder, to keep the plain chain going);
+	// one that encrypts more weakly is refused.
+	strongerTo := filepath.Join(e.dir, "stronger")
+	bbCopyChain(t, fullP.ChainDir, strongerTo)
+	r := e.run("backup", "run", "plain", "--to", strongerTo, "--incremental", "--encryption", "key", "--key-file", keyPath)
+	if want := fmt.Sprintf("magpie: note: the newest chain %s is encrypted in mode none, and this run encrypts in mode key, so this is a full backup that starts a new chain\n", filepath.Join(strongerTo, filepath.Base(fullP.ChainDir))); r.code != 0 || r.stderr != want {
+		t.Errorf("a key over a chain in mode none: exit %d, stderr %q; want %q", r.code, r.stderr, want)
+	}
+	wantError(t, e.run("backup", "run", "plain", "--to", keyTo, "--incremental", "--encryption", "none", "--key-file", keyPath), exitFailure,
+		"--key-file was given but encryption mode none takes no key. Use --encryption key, or leave out --key-file.")
+	wantError(t, e.run("backup", "run", "plain", "--to", keyTo, "--incremental", "--encryption", "none"), exitFailure,
+		fmt.Sprintf("the chain in %s is encrypted in mode key, and an incremental is encrypted like its chain, not in mode none. Give the chain's encryption (see `magpie backup ls`), or run a full backup to start a new chain.", fullK.ChainDir))
 	incK := e.backupJSON("plain", "--to", keyTo, "--incremental", "--key-file", keyPath)
 	if !strings.HasSuffix(incK.File, ".incremental-backup.age") {
 		t.Fatalf("key chain incremental: %+v", incK)

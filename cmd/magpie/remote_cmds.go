@@ -263,6 +263,9 @@ func remoteRestore(cmd *cobra.Command, g *globals, path, as, keyFile, identity, 
 			}
 			return err
 		}
+		for _, p := range res.MagpiePassedOver {
+			notePassedOver(cmd, p)
+		}
 		if asJSON {
 			return printJSON(cmd, map[string]any{"Database": res.DatabaseName, "ChainDir": res.BackupDirectory, "Files": res.Files, "Encrypted": res.IsEncrypted, "KeyFingerprint": res.KeyFingerprint, "CountOfDocuments": res.CountOfDocuments,
 				"BackupTasks": res.MagpieBackupTasks, "DisabledTasks": res.MagpieDisabledTasks})

@@ -128,6 +128,11 @@ func (f *taskFlags) apply(cmd *cobra.Command, g *globals, t *sdk.BackupTask) err
 			if strings.TrimSpace(to) == "" {
 				return usagef("--to is empty. Give a folder or a URL (s3://, azblob://, gs://)")
 			}
+			if !destination.IsURL(to) {
+				if err := destination.CheckNotURL(to); err != nil {
+					return usagef("%v", err)
+				}
+			}
 			if !g.isRemote() && insideDataDir(g, to) {
 				return usagef("--to %s is inside the data dir %s; backups there would be taken for databases or deleted with them. Give a folder outside the data dir", to, g.dataDir)
 			}

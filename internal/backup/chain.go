@@ -141,7 +141,7 @@ func readChain(ctx context.Context, s destination.Store, name string, objs []des
 		for _, o := range objs {
 			n := strings.TrimPrefix(o.Name, name+"/")
 			c.Stray = append(c.Stray, n)
-			if !o.Partial {
+			if !o.Partial && isBackupFileName(n) {
 				finished = append(finished, n)
 			}
 		}
@@ -159,7 +159,11 @@ func readChain(ctx context.Context, s destination.Store, name string, objs []des
 		// Several finished files without a manifest: the manifest was
 		// lost or deleted after the chain grew. That is not passed over
 		// silently.
-		c.err = fmt.Errorf("%s has no %s but holds %d finished backup files, so its manifest was lost or deleted. Copy the manifest back from another destination, or use another backup (see `magpie backup ls`)", c.Location(), ManifestName, len(finished))
+		what := fmt.Sprintf("%d finished backup files", len(finished))
+		if len(finished) == 1 {
+			what = "the finished backup file " + finished[0] + ", which is not its first"
+		}
+		c.err = fmt.Errorf("%s has no %s but holds %s, so its manifest was lost or deleted. Copy the manifest back from another destination, or use another backup (see `magpie backup ls`)", c.Location(), ManifestName, what)
 		c.Problem = c.err.Error() + "."
 		return c
 	}
@@ -208,6 +212,20 @@ func readChain(ctx context.Context, s destination.Store, name string, objs []des
 		break
 	}
 	return c
+}
+
+// isBackupFileName reports whether name is named like a backup file:
+// STAMP.KIND, with .age when encrypted. Other files (notes, .DS_Store) in a
+// chain folder say nothing about its backups.
+func isBackupFileName(name string) bool {
+	name = strings.TrimSuffix(name, AgeSuffix)
+	for _, kind := range []string{KindFull, KindIncremental, KindSnapshot} {
+		if stamp, ok := strings.CutSuffix(name, "."+kind); ok {
+			_, err := ParseStamp(stamp)
+			return err == nil
+		}
+	}
+	return false
 }
 
 // isFirstFile reports whether file is the name the first file of chain

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -131,10 +132,13 @@ func Run(db *store.DB, opts Options) (*Result, error) {
 		}
 		var enc *Encryption
 		if chains != nil {
-			if enc, err = resolveForChain(opts.Encryption, chains[0].Manifest, chains[0].Location(), dbKey, encrypted); err != nil {
+			if enc, reason, err = encryptionForChain(opts.Encryption, chains[0], db.Name(), dbKey, encrypted); err != nil {
 				return nil, err
 			}
-			if reason = unauthenticated(chains, enc); reason != "" {
+			if reason == "" {
+				reason = unauthenticated(chains, enc)
+			}
+			if reason != "" {
 				chains = nil
 			}
 		}
@@ -197,7 +201,9 @@ func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB
 	for i, c := range newest[1:] {
 		// A run killed between two destinations' manifests leaves them
 		// apart; a new chain in all of them brings them together again.
-		if (c == nil) != (first == nil) || (c != nil && (c.Name != first.Name || !sameFiles(c.Manifest, first.Manifest))) {
+		// Every destination gets the same manifest bytes: any
+		// difference is a divergence (or a rewrite in one of them).
+		if (c == nil) != (first == nil) || (c != nil && (c.Name != first.Name || !bytes.Equal(c.raw, first.raw))) {
 			return nil, fmt.Sprintf("the destinations %s and %s do not hold the same newest chain of %s", stores[0], stores[i+1], db.Name()), nil
 		}
 	}
@@ -214,18 +220,6 @@ func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB
 		return nil, fmt.Sprintf("the newest chain %s is of another database named %s (id %s, this one is %s)", first.Location(), m.Database, m.DatabaseID, db.ID()), nil
 	}
 	return newest, "", nil
-}
-
-func sameFiles(a, b *Manifest) bool {
-	if len(a.Files) != len(b.Files) {
-		return false
-	}
-	for i := range a.Files {
-		if a.Files[i].Name != b.Files[i].Name || a.Files[i].SHA256 != b.Files[i].SHA256 {
-			return false
-		}
-	}
-	return true
 }
 
 func runFull(ctx context.Context, db *store.DB, stores []destination.Store, now time.Time, opts Options, dbKey keys.Key, encrypted bool) (*Result, error) {
@@ -341,46 +335,75 @@ func manifestError(ctx context.Context, db *store.DB, err error) error {
 	return fmt.Errorf("backup of %s failed: %w", db.Name(), err)
 }
 
-// resolveForChain gives an incremental the encryption of its chain (DESIGN
-// rule 4). What the operator asked for must agree with it; a key mode
-// chain needs its key again, recipients come from the manifest.
-func resolveForChain(req Request, m *Manifest, where string, dbKey keys.Key, encrypted bool) (*Encryption, error) {
-	if req.Mode != "" && Mode(req.Mode) != m.Encryption {
-		return nil, fmt.Errorf("the chain in %s is encrypted in mode %s, and an incremental is encrypted like its chain, not in mode %s. Leave out --encryption, or run a full backup to start a new chain", where, m.Encryption, req.Mode)
+// encryptionForChain works out how this run encrypts, exactly as a full
+// backup would (the operator's flags or the task's settings, else the
+// database's key for an encrypted database, else none), and returns it
+// when the chain is encrypted the same way (DESIGN rule 4).
+//
+// The chain's mode is never adopted from its manifest: for modes without
+// a key nothing authenticates the manifest, and one rewritten to
+// recipients or none would have the incremental encrypt the changes for
+// someone else, or not at all. So when the run encrypts more strongly than
+// the chain (a key over recipients over none) it returns why it makes a
+// full backup instead; when it encrypts more weakly or with another key or
+// recipients, which is an operator's slip (a key left out), it fails
+// rather than write a weaker chain.
+func encryptionForChain(req Request, c *Chain, dbName string, dbKey keys.Key, encrypted bool) (*Encryption, string, error) {
+	m := c.Manifest
+	where := c.Location()
+	if m.Encryption == ModeKey && req.Mode == "" && req.KeyFile == "" && req.Key == nil && len(req.Recipients) == 0 {
+		return nil, "", fmt.Errorf("the chain in %s is encrypted with a key, and so are its incrementals: encryption mode key needs a key. Give it with --key-file FILE (make one with `magpie secrets generate`)", where)
 	}
-	e := &Encryption{Mode: m.Encryption}
-	switch m.Encryption {
-	case ModeNone:
-		if req.KeyFile != "" || req.Key != nil || len(req.Recipients) > 0 {
-			return nil, fmt.Errorf("the chain in %s is not encrypted, so its incrementals take no key or recipient. Leave them out, or run a full backup to start an encrypted chain", where)
+	want, err := Resolve(req, Logical, dbName, dbKey, encrypted)
+	if err != nil {
+		return nil, "", err
+	}
+	if want.Mode != m.Encryption {
+		if strength(want.Mode) > strength(m.Encryption) {
+			return nil, fmt.Sprintf("the newest chain %s is encrypted %s, and this run encrypts in mode %s", where, describeChain(m), want.Mode), nil
+		}
+		return nil, "", fmt.Errorf("the chain in %s is encrypted in mode %s, and an incremental is encrypted like its chain, not in mode %s. Give the chain's encryption (see `magpie backup ls`), or run a full backup to start a new chain", where, m.Encryption, want.Mode)
+	}
+	switch want.Mode {
+	case ModeKey:
+		if fp := want.Key.Fingerprint(); fp != m.KeyFingerprint {
+			return nil, "", fmt.Errorf("the key given (fingerprint %s) is not the key of the chain in %s (fingerprint %s). Give the chain's key, or run a full backup to start a new chain", fp, where, m.KeyFingerprint)
 		}
 	case ModeDatabase:
-		if !encrypted || dbKey.Fingerprint() != m.KeyFingerprint {
-			return nil, fmt.Errorf("the chain in %s is encrypted with a database key (fingerprint %s) that is not this database's key. Run a full backup to start a new chain", where, m.KeyFingerprint)
+		// The database's key never changes: a chain naming another
+		// is not of this database's history, or was rewritten.
+		if fp := want.Key.Fingerprint(); fp != m.KeyFingerprint {
+			return nil, fmt.Sprintf("the newest chain %s is encrypted %s, not with this database's key (fingerprint %s)", where, describeChain(m), fp), nil
 		}
-		e.Key = dbKey
-	case ModeKey:
-		r, err := Resolve(Request{Mode: string(ModeKey), KeyFile: req.KeyFile, Key: req.Key}, Logical, "", keys.Key{}, false)
-		if err != nil {
-			return nil, fmt.Errorf("the chain in %s is encrypted with a key, and so are its incrementals: %w", where, err)
-		}
-		if r.Key.Fingerprint() != m.KeyFingerprint {
-			return nil, fmt.Errorf("the key given (fingerprint %s) is not the key of the chain in %s (fingerprint %s). Give the chain's key, or run a full backup to start a new chain", r.Key.Fingerprint(), where, m.KeyFingerprint)
-		}
-		e.Key = r.Key
 	case ModeRecipients:
-		if len(req.Recipients) > 0 && !sameStrings(req.Recipients, m.Recipients) {
-			return nil, fmt.Errorf("the recipients given are not the recipients of the chain in %s. Leave out --recipient (the chain's are used), or run a full backup to start a new chain", where)
+		if !sameStrings(want.Recipients, m.Recipients) {
+			return nil, "", fmt.Errorf("the recipients given are not the recipients of the chain in %s. Give the chain's recipients (see `magpie backup ls`), or run a full backup to start a new chain", where)
 		}
-		rs, err := ParseRecipients(m.Recipients)
-		if err != nil {
-			return nil, fmt.Errorf("the recipients of the chain in %s do not parse: %w", where, err)
-		}
-		e.Recipients, e.recipients = m.Recipients, rs
-	default:
-		return nil, fmt.Errorf("the chain in %s names encryption mode %q, which this magpie does not know. Run a full backup to start a new chain", where, m.Encryption)
 	}
-	return e, nil
+	return want, "", nil
+}
+
+// strength orders the modes by what protects a backup: a key (which also
+// authenticates the manifest), then age recipients, then nothing.
+func strength(m Mode) int {
+	switch m {
+	case ModeKey, ModeDatabase:
+		return 2
+	case ModeRecipients:
+		return 1
+	}
+	return 0
+}
+
+// describeChain says how a chain is encrypted, for a reason.
+func describeChain(m *Manifest) string {
+	switch m.Encryption {
+	case ModeDatabase, ModeKey:
+		return fmt.Sprintf("in mode %s with the key of fingerprint %s", m.Encryption, m.KeyFingerprint)
+	case ModeRecipients:
+		return fmt.Sprintf("in mode recipients to %d recipient(s)", len(m.Recipients))
+	}
+	return "in mode " + string(m.Encryption)
 }
 
 func sameStrings(a, b []string) bool {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/keys"
 	"github.com/magpiedb/magpie/internal/smuggler"
@@ -490,5 +491,87 @@ func TestIncrementalOverForgedManifest(t *testing.T) {
 	}
 	if res.Entry.Documents != 4 {
 		t.Fatalf("the new full backup holds %d documents, want 4", res.Entry.Documents)
+	}
+}
+
+// TestIncrementalOverDowngradedManifest: a manifest rewritten to a mode
+// that no key authenticates (recipients of someone else, none) must not
+// make an incremental encrypt the changes that way: the run encrypts as a
+// full backup would, and starts a new chain when the chain differs.
+func TestIncrementalOverDowngradedManifest(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	attacker, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := keys.Generate()
+	other, _ := keys.Generate()
+	for _, c := range []struct {
+		name      string
+		encrypted bool
+		req       Request
+		forge     func(m *Manifest)
+		reason    string // after the chain's location
+	}{
+		{"database chain rewritten to recipients", true, Request{}, func(m *Manifest) {
+			m.Encryption, m.KeyFingerprint, m.Recipients = ModeRecipients, "", []string{attacker.Recipient().String()}
+		}, " is encrypted in mode recipients to 1 recipient(s), and this run encrypts in mode database"},
+		{"database chain rewritten to none", true, Request{}, func(m *Manifest) {
+			m.Encryption, m.KeyFingerprint = ModeNone, ""
+		}, " is encrypted in mode none, and this run encrypts in mode database"},
+		{"key chain rewritten to none", false, Request{Key: &key}, func(m *Manifest) {
+			m.Encryption, m.KeyFingerprint = ModeNone, ""
+		}, " is encrypted in mode none, and this run encrypts in mode key"},
+		{"database chain rewritten to another key", true, Request{}, func(m *Manifest) {
+			m.KeyFingerprint = other.Fingerprint()
+		}, " is encrypted in mode database with the key of fingerprint " + other.Fingerprint() + ", not with this database's key (fingerprint "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			d, err := store.Open(store.Options{Dir: filepath.Join(root, "data"), Create: true, CacheBytes: 8 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if _, err := d.CreateDatabase("db", store.CreateOptions{Encrypted: c.encrypted}); err != nil {
+				t.Fatal(err)
+			}
+			db, err := d.OpenDatabase("db")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			to := filepath.Join(root, "backups")
+			opts := func(at time.Time, incremental bool) Options {
+				return Options{To: []string{to}, Compression: smuggler.Zstd, Incremental: incremental, Now: at, Encryption: c.req}
+			}
+			put(t, db)
+			full, err := Run(db, opts(t0, false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := ReadLocalManifest(full.ChainDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.forge(m)
+			m.seal(nil)
+			b, _ := json.Marshal(m)
+			if err := os.WriteFile(filepath.Join(full.ChainDir, ManifestName), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			put(t, db)
+			res, err := Run(db, opts(t0.Add(time.Hour), true))
+			if err != nil {
+				t.Fatalf("incremental over a rewritten manifest: %v", err)
+			}
+			want := "the newest chain " + full.ChainDir + c.reason
+			if !res.FullInstead || !strings.HasPrefix(res.FullReason, want) || res.Chain == full.Chain {
+				t.Fatalf("%s in %s, full instead %v, reason %q; want a full backup in a new chain because %q", res.Kind(), res.Chain, res.FullInstead, res.FullReason, want)
+			}
+			if res.Manifest.Encryption != full.Manifest.Encryption || res.Manifest.KeyFingerprint != full.Manifest.KeyFingerprint {
+				t.Fatalf("the new chain is encrypted %s/%s, want %s/%s", res.Manifest.Encryption, res.Manifest.KeyFingerprint, full.Manifest.Encryption, full.Manifest.KeyFingerprint)
+			}
+		})
 	}
 }

@@ -122,6 +122,9 @@ func checkBucketURL(u *url.URL) error {
 	q := u.Query()
 	prefix := strings.Trim(u.Path, "/")
 	shown := display(scheme, u.Host, prefix, q)
+	if u.Fragment != "" || strings.HasSuffix(u.String(), "#") {
+		return fmt.Errorf("destination %s has a #fragment, which no object store uses (it may be a secret put in the wrong place). Remove it", shown)
+	}
 	if u.Host == "" {
 		return fmt.Errorf("destination %s names no bucket. Write it as %s://BUCKET/PATH", shown, scheme)
 	}

@@ -102,11 +102,14 @@ func Open(ctx context.Context, location string) (Store, error) {
 		return nil, errors.New("no destination was given. Give a folder or a URL (s3://, azblob://, gs://)")
 	}
 	if !IsURL(location) {
+		if err := CheckNotURL(location); err != nil {
+			return nil, err
+		}
 		return OpenLocal(location)
 	}
 	u, err := url.Parse(location)
 	if err != nil {
-		return nil, fmt.Errorf("destination %q is not a valid URL: %v. Write it as s3://BUCKET/PATH, azblob://CONTAINER/PATH, gs://BUCKET/PATH or a local path", Redact(location), err)
+		return nil, fmt.Errorf("destination %q is not a valid URL: %v. Write it as s3://BUCKET/PATH, azblob://CONTAINER/PATH, gs://BUCKET/PATH or a local path", Redact(location), parseProblem(err))
 	}
 	if u.User != nil {
 		return nil, fmt.Errorf("destination %s holds credentials. Give them in the environment (AWS_ACCESS_KEY_ID, AZURE_STORAGE_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...), never in the URL", Redact(location))
@@ -126,7 +129,7 @@ func Open(ctx context.Context, location string) (Store, error) {
 func CheckURL(location string) error {
 	u, err := url.Parse(location)
 	if err != nil {
-		return fmt.Errorf("destination %q is not a valid URL: %v. Write it as s3://BUCKET/PATH, azblob://CONTAINER/PATH, gs://BUCKET/PATH or a local path", Redact(location), err)
+		return fmt.Errorf("destination %q is not a valid URL: %v. Write it as s3://BUCKET/PATH, azblob://CONTAINER/PATH, gs://BUCKET/PATH or a local path", Redact(location), parseProblem(err))
 	}
 	if u.User != nil {
 		return fmt.Errorf("destination %s holds credentials. Give them in the environment (AWS_ACCESS_KEY_ID, AZURE_STORAGE_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...), never in the URL", Redact(location))
@@ -138,6 +141,31 @@ func CheckURL(location string) error {
 		return checkBucketURL(u)
 	}
 	return fmt.Errorf("destination scheme %q is not supported. Use a local path, s3://, azblob:// or gs://", u.Scheme)
+}
+
+// CheckNotURL refuses a local path that begins like a URL whose "//" was
+// lost (s3:bucket/x, gs:/bucket): it would quietly become a folder named
+// after the URL, credentials and all.
+func CheckNotURL(location string) error {
+	scheme, _, ok := strings.Cut(location, ":")
+	if !ok {
+		return nil
+	}
+	switch strings.ToLower(scheme) {
+	case "s3", "azblob", "gs", "file":
+		return fmt.Errorf("destination %s:... looks like a URL without its \"//\". Write it as %s://BUCKET/PATH, or give a folder path that does not start with %q", scheme, strings.ToLower(scheme), scheme+":")
+	}
+	return nil
+}
+
+// parseProblem is what url.Parse found wrong, without the URL it quotes
+// (which may hold a password).
+func parseProblem(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // Redact hides what in a location could be a secret before it is shown:
@@ -154,6 +182,9 @@ func Redact(location string) string {
 	}
 	if u.User != nil {
 		u.User = url.User("REDACTED")
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = "REDACTED", ""
 	}
 	if _, ok := queryParams[u.Scheme]; ok && u.RawQuery != "" {
 		u.RawQuery = redactQuery(u.Scheme, u.Query()).Encode()

@@ -43,6 +43,11 @@ func TestLocationRefused(t *testing.T) {
 		{"s3://bucket?endpoint=" + url.QueryEscape("http://127.0.0.1:9000/#hunter2secret"), "not a plain http:// or https:// URL", "hunter2secret"},
 		{"s3://bucket?aws_secret_access_key=hunter2secret", `query parameter "aws_secret_access_key"`, "hunter2secret"},
 		{"azblob://container?sig=hunter2secret&sv=2020", "query parameter", "hunter2secret"},
+		{"s3://SECRETUSER:hunter2secret@bk/p%zz", "is not a valid URL: invalid URL escape", "hunter2secret"},
+		{"s3://SECRETUSER:hunter2secret@bk:badport/p", "is not a valid URL", "hunter2secret"},
+		{"s3://bk/p#hunter2secret", "has a #fragment", "hunter2secret"},
+		{"s3:SECRETUSER:hunter2secret@bk/p", `looks like a URL without its "//"`, "hunter2secret"},
+		{"gs:/bk/p", `looks like a URL without its "//"`, ""},
 		{"ftp://host/path", `scheme "ftp" is not supported`, ""},
 		{"s4://bucket/path", `scheme "s4" is not supported`, ""},
 		{"s3:///path", "names no bucket", ""},
@@ -159,6 +164,7 @@ func TestRedact(t *testing.T) {
 		{"s3://bucket?endpoint=http://127.0.0.1:9000", "s3://bucket?endpoint=http%3A%2F%2F127.0.0.1%3A9000"},
 		{"azblob://container?sig=hunter2&sv=2020", "azblob://container?sig=REDACTED&sv=REDACTED"},
 		{"gs://bucket/%zz?x=hunter2", "gs://REDACTED"},
+		{"s3://bucket/p#hunter2", "s3://bucket/p#REDACTED"},
 	} {
 		if got := Redact(c.in); got != c.want {
 			t.Errorf("Redact(%q) = %q, want %q", c.in, got, c.want)

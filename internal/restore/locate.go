@@ -30,6 +30,10 @@ type Target struct {
 	ChainDir string
 	Manifest *backup.Manifest
 	Files    []backup.FileEntry
+	// PassedOver lists the chains newer than this one that were passed
+	// over because their first backup never finished (no manifest): a
+	// run was interrupted, or the manifest was deleted. Callers say so.
+	PassedOver []string
 }
 
 // Close releases the target's store.
@@ -193,9 +197,11 @@ func locateIn(ctx context.Context, s destination.Store, location, chainName, fil
 	// restore. Chains whose first run never finished are passed over; a
 	// damaged chain is not: an operator must hear about it rather than
 	// silently get older data.
+	var passed []string
 	for i := len(chains) - 1; i >= 0; i-- {
 		c := chains[i]
 		if c.Interrupted {
+			passed = append(passed, c.Location())
 			continue
 		}
 		if !c.Complete() {
@@ -209,6 +215,7 @@ func locateIn(ctx context.Context, s destination.Store, location, chainName, fil
 			return nil, err
 		}
 		if t != nil {
+			t.PassedOver = passed
 			return t, nil
 		}
 	}

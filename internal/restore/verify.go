@@ -124,8 +124,9 @@ type VerifyOptions struct {
 // Verified is the outcome of VerifyAll.
 type Verified struct {
 	Chains []*Report
-	// Interrupted names the chains whose first backup never finished (no
-	// manifest); they are not restore points and were passed over.
+	// Interrupted are the locations of the chains whose first backup
+	// never finished (no manifest); they are not restore points and were
+	// passed over.
 	Interrupted []string
 }
 
@@ -158,7 +159,7 @@ func VerifyAll(ctx context.Context, location string, opts VerifyOptions) (*Verif
 			case c.Complete():
 				targets = append(targets, TargetOf(c))
 			case c.Interrupted && chainName == "":
-				out.Interrupted = append(out.Interrupted, c.Name)
+				out.Interrupted = append(out.Interrupted, c.Location())
 			default:
 				return nil, c.Err()
 			}
@@ -181,7 +182,14 @@ func VerifyAll(ctx context.Context, location string, opts VerifyOptions) (*Verif
 			}
 			progress, done = opts.Start(t.Chain, size)
 		}
-		rep, err := Verify(ctx, t, opts.Decryption, progress)
+		dec := opts.Decryption
+		if file == "" && chainName == "" && dec != nil && dec.Key != nil && t.Manifest.Encryption == backup.ModeNone {
+			// A folder of chains may hold unencrypted chains beside
+			// keyed ones: the key is for the others. An unencrypted
+			// chain is checked by its checksums, as without a key.
+			dec = &backup.Decryption{Identities: dec.Identities}
+		}
+		rep, err := Verify(ctx, t, dec, progress)
 		done()
 		if err != nil {
 			return nil, err

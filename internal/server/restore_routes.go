@@ -70,6 +70,9 @@ type restoreResult struct {
 	// with, and MagpieDisabledTasks those DisableOngoingTasks disabled.
 	MagpieBackupTasks   int `json:"MagpieBackupTasks"`
 	MagpieDisabledTasks int `json:"MagpieDisabledTasks"`
+	// MagpiePassedOver are newer chains passed over: they have no
+	// manifest (an interrupted first backup, or a deleted manifest).
+	MagpiePassedOver []string `json:"MagpiePassedOver,omitempty"`
 }
 
 // POST /admin/restore/database  body: RestoreBackupConfiguration
@@ -212,6 +215,9 @@ func (s *Server) runRestore(ctx context.Context, op *operation, req *restoreRequ
 		return nil, fail(&userFault{msg: apiWording(strings.Replace(err.Error(), "--until", "LastFileNameToRestore", 1))})
 	}
 	defer t.Close()
+	for _, p := range t.PassedOver {
+		s.log.Warn("restore passed over a newer chain without a manifest (an interrupted first backup, or a deleted manifest)", "operation", op.id, "chain", p)
+	}
 	m := t.Manifest
 	if err := checkRestoreKeys(t, req); err != nil {
 		return nil, fail(err)
@@ -269,6 +275,10 @@ func (s *Server) runRestore(ctx context.Context, op *operation, req *restoreRequ
 		CountOfDocuments:    docs,
 		MagpieBackupTasks:   n,
 		MagpieDisabledTasks: disabled,
+		MagpiePassedOver:    t.PassedOver,
+	}
+	for _, p := range t.PassedOver {
+		out.Message += fmt.Sprintf(" Passed over the newer chain %s: it has no %s.", p, backup.ManifestName)
 	}
 	if err != nil {
 		out.Message += fmt.Sprintf(" Its backup tasks could not be loaded: %v.", strings.TrimSuffix(err.Error(), "."))

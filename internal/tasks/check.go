@@ -265,7 +265,7 @@ func parseSchedule(field, spec string) (cron.Schedule, error) {
 	if spec == "" {
 		return nil, nil
 	}
-	s, err := cron.ParseStandard(spec)
+	s, err := parseCron(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q is not a cron expression (%v). Give five fields, minute hour day-of-month month day-of-week, such as \"0 2 * * *\", or a descriptor such as @daily or \"@every 1h\"", field, spec, err)
 	}
@@ -288,6 +288,22 @@ func parseSchedule(field, spec string) (cron.Schedule, error) {
 		return nil, fmt.Errorf("%s %q never falls due (no date matches it). Check the day of month and the month, such as \"0 2 28 2 *\"", field, spec)
 	}
 	return s, nil
+}
+
+// parseCron is cron.ParseStandard, which panics on some malformed input
+// (a time zone prefix with nothing after it, "TZ=UTC"): that becomes an
+// error, never a crash of the server or of a restore that brings the task
+// back.
+func parseCron(spec string) (s cron.Schedule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, errors.New("it is malformed")
+		}
+	}()
+	if tz, rest, _ := strings.Cut(spec, " "); (strings.HasPrefix(tz, "TZ=") || strings.HasPrefix(tz, "CRON_TZ=")) && strings.TrimSpace(rest) == "" {
+		return nil, errors.New("it names a time zone and no schedule")
+	}
+	return cron.ParseStandard(spec)
 }
 
 // Destinations are the locations that receive the task's backups, in the
