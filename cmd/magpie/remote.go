@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	sdk "github.com/magpiedb/magpie/client"
+	"github.com/magpiedb/magpie/internal/certs"
 	"github.com/magpiedb/magpie/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -130,8 +131,14 @@ func servedDataDirError(dir string, err error) error {
 	if rerr != nil {
 		return err
 	}
-	return &servedError{err: err, msg: fmt.Sprintf("the data dir %s is held by a running magpie serve (%s). Run the command through it with --server %s --client-cert FILE --client-key FILE, or stop the server and try again",
-		dir, strings.TrimSpace(string(u)), strings.TrimSpace(string(u)))}
+	addr := strings.TrimSpace(string(u))
+	how := fmt.Sprintf("--server %s --client-cert FILE --client-key FILE", addr)
+	// The certificates magpie serve generated, when it did.
+	files := certs.Layout(filepath.Join(dir, "certs"))
+	if _, err := os.Stat(files.CA); err == nil {
+		how = fmt.Sprintf("--server %s --client-cert FILE --client-key FILE --ca %s (the admin certificate is %s, its key %s)", addr, files.CA, files.Admin, files.AdminKey)
+	}
+	return &servedError{err: err, msg: fmt.Sprintf("the data dir %s is held by a running magpie serve (%s). Run the command through it with %s, or stop the server and try again", dir, addr, how)}
 }
 
 type servedError struct {
