@@ -699,6 +699,9 @@ func printStatus(w io.Writer, info *sdk.BackupTaskInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  schedule\t%s\n", schedule(info.MagpieConfiguration))
 	fmt.Fprintf(tw, "  destinations\t%s\n", strings.Join(info.MagpieDestinations, ", "))
+	if info.MagpieKeyInMemory != nil && !*info.MagpieKeyInMemory {
+		fmt.Fprintf(tw, "  WARNING\tthe server no longer holds the task's key (it restarted): its runs fail until you give it again with magpie backup task update --key-file\n")
+	}
 	st := info.MagpieStatus
 	if st == nil {
 		fmt.Fprintf(tw, "  last backup\tnever\n")

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	sdk "github.com/magpiedb/magpie/client"
 	"github.com/magpiedb/magpie/internal/backup"
 )
 
@@ -312,4 +314,18 @@ func TestTaskCLITypeChange(t *testing.T) {
 		t.Fatalf("snapshot with --compression: %d %s", r.code, r.stderr)
 	}
 	e.ok("backup", "task", "update", "shop", "1", "--type", "logical", "--compression", "gzip")
+}
+
+// TestStatusKeyNotHeld: backup status warns of a task whose key the server
+// lost when it restarted, beside its otherwise healthy next run.
+func TestStatusKeyNotHeld(t *testing.T) {
+	for _, held := range []bool{true, false} {
+		var b strings.Builder
+		printStatus(&b, &sdk.BackupTaskInfo{TaskID: 3, TaskName: "keyed", TaskState: "Enabled", BackupType: "Backup",
+			MagpieDestinations: []string{"/srv/backups"}, MagpieKeyInMemory: &held})
+		warned := regexp.MustCompile(`(?m)^  WARNING +the server no longer holds the task's key \(it restarted\): its runs fail until you give it again with magpie backup task update --key-file$`).MatchString(b.String())
+		if warned == held {
+			t.Errorf("key held %v:\n%s", held, b.String())
+		}
+	}
 }
