@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	sdk "github.com/magpiedb/magpie/client"
 	"github.com/magpiedb/magpie/internal/destination"
@@ -89,6 +90,11 @@ func (f *taskFlags) anyChange(cmd *cobra.Command) bool {
 func (f *taskFlags) apply(cmd *cobra.Command, g *globals, t *sdk.BackupTask) error {
 	ch := cmd.Flags().Changed
 	if ch("name") {
+		// JSON would turn invalid UTF-8 into U+FFFD on the way to the
+		// server, which then could not refuse it.
+		if !utf8.ValidString(f.name) {
+			return usagef("--name %q is not valid UTF-8. Give a name of printable characters", f.name)
+		}
 		t.Name = f.name
 	}
 	if ch("full") {

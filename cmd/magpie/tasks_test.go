@@ -89,6 +89,7 @@ func TestTaskCLIBadInput(t *testing.T) {
 		{"never due", []string{"backup", "task", "add", "shop", "--full", "0 0 30 2 *", "--to", dir}, 2, `--full "0 0 30 2 *" never falls due (no date matches it).`},
 		{"every second or less", []string{"backup", "task", "add", "shop", "--incremental", "@every 0s", "--to", dir}, 2, `--incremental "@every 0s" is shorter than a second.`},
 		{"min age overflow", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", dir, "--min-age", "73025633904072"}, 2, `--min-age "73025633904072" is longer than 100 years.`},
+		{"name not UTF-8", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", dir, "--name", "a\xffb"}, 2, `--name "a\xffb" is not valid UTF-8. Give a name of printable characters.`},
 		{"name with a newline", []string{"backup", "task", "add", "shop", "--full", "@daily", "--to", dir, "--name", "a\nb"}, 2, `the task's Name "a\nb" holds control characters`},
 		{"bad task id", []string{"backup", "task", "run", "shop", "x"}, 2, `task id "x" is not a number above 0. Give the id that magpie backup task list shows.`},
 		{"update without change", []string{"backup", "task", "update", "shop", "1"}, 2, "no change was given. Give the flags to change, e.g. --full CRON or --disabled."},

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"cloud.google.com/go/storage"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -119,9 +120,21 @@ func openBucket(ctx context.Context, u *url.URL) (Store, error) {
 // each once, and no credentials in an endpoint.
 func checkBucketURL(u *url.URL) error {
 	scheme := u.Scheme
-	q := u.Query()
 	prefix := strings.Trim(u.Path, "/")
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		// Query drops what does not parse: a parameter that vanished
+		// would be a setting (or a secret) quietly ignored.
+		return fmt.Errorf("destination %s has a query that does not parse (%v). Percent-encode its values, such as endpoint=http%%3A%%2F%%2Fhost%%3A9000", display(scheme, u.Host, prefix, nil), err)
+	}
 	shown := display(scheme, u.Host, prefix, q)
+	for _, values := range q {
+		for _, v := range values {
+			if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+				return fmt.Errorf("destination %s has a query value holding control characters (a line break?). Remove them", shown)
+			}
+		}
+	}
 	if u.Fragment != "" || strings.HasSuffix(u.String(), "#") {
 		return fmt.Errorf("destination %s has a #fragment, which no object store uses (it may be a secret put in the wrong place). Remove it", shown)
 	}
