@@ -146,7 +146,9 @@ func (s *Server) startDueRuns(ctx context.Context, now time.Time) time.Time {
 			if st.running != nil && ops.state(st.running).Status == OperationInProgress {
 				continue // its end pokes the scheduler
 			}
-			at, full, ok := c.Next(t.history(c.TaskID))
+			h := t.history(c.TaskID)
+			h.Now = now
+			at, full, ok := c.Next(h)
 			if !ok {
 				continue
 			}

@@ -23,6 +23,10 @@ type History struct {
 	Failures   int
 	FailedAt   time.Time
 	FailedFull bool
+	// Now, when set, is the time the scheduler looks at: when both a
+	// full and an incremental run are overdue (the server was down), one
+	// full run is made, not an incremental and then at once a full.
+	Now time.Time
 }
 
 // retryDelays are the waits before a failed run is tried again: after the
@@ -66,9 +70,10 @@ func (c *Config) Next(h History) (at time.Time, full bool, ok bool) {
 	}
 	// A zero time from a schedule means it never falls due again: it
 	// gives no run.
+	var fullAt time.Time
 	if fs != nil {
 		if n := fs.Next(base(h.LastFull)); !n.IsZero() {
-			at, full, ok = n, true, true
+			at, full, ok, fullAt = n, true, true, n
 		}
 	}
 	if is != nil {
@@ -77,6 +82,9 @@ func (c *Config) Next(h History) (at time.Time, full bool, ok bool) {
 		if n := is.Next(base(h.LastFull, h.LastIncremental)); !n.IsZero() && (!ok || n.Before(at)) {
 			at, full, ok = n, false, true
 		}
+	}
+	if !full && !fullAt.IsZero() && !h.Now.IsZero() && !fullAt.After(h.Now) {
+		full = true // both overdue: the full run covers the incremental
 	}
 	if !ok {
 		return time.Time{}, false, false

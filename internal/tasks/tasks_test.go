@@ -229,6 +229,10 @@ func TestNext(t *testing.T) {
 		{"first incremental", daily, History{Start: start}, at(10, 15, 0), false, false},
 		{"full wins a tie", Config{FullBackupFrequency: "0 * * * *", IncrementalBackupFrequency: "*/15 * * * *"}, History{Start: at(10, 50, 0)}, at(11, 0, 0), true, false},
 		{"missed full runs at once", daily, History{Start: start, LastFull: at(3, 0, 0).AddDate(0, 0, -1), LastIncremental: at(9, 55, 0)}, at(3, 0, 0), true, false},
+		// Down from 2:40 to 10:00: the incremental (due 2:45) and the full
+		// (due 3:00) are both overdue, which makes one full run.
+		{"both overdue make one full run", daily, History{Start: start, Now: start, LastFull: at(3, 0, 0).AddDate(0, 0, -1), LastIncremental: at(2, 30, 0)}, at(2, 45, 0), true, false},
+		{"an overdue incremental before a full still to come", daily, History{Start: start, Now: at(2, 50, 0), LastFull: at(3, 0, 0).AddDate(0, 0, -1), LastIncremental: at(2, 30, 0)}, at(2, 45, 0), false, false},
 		{"incremental after the last run", daily, History{Start: start, LastFull: at(3, 0, 0), LastIncremental: at(10, 30, 0)}, at(10, 45, 0), false, false},
 		{"a change starts afresh", daily, History{Start: start, Changed: at(10, 20, 0), LastFull: at(3, 0, 0).AddDate(0, 0, -3)}, at(10, 30, 0), false, false},
 		{"every", Config{IncrementalBackupFrequency: "@every 1s"}, History{Start: start}, start.Add(time.Second), false, false},
