@@ -10,7 +10,6 @@ import (
 
 	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/smuggler"
-	"github.com/magpiedb/magpie/internal/store"
 )
 
 // TestPrune makes chains at known times and checks, rule by rule, which
@@ -48,19 +47,7 @@ func TestPrune(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
-			d, err := store.Open(store.Options{Dir: filepath.Join(root, "data"), Create: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			if _, err := d.CreateDatabase("db", store.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			db, err := d.OpenDatabase("db")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db := testData(t, root, "db")["db"]
 			to := filepath.Join(root, "backups")
 			var names []string
 			n := 0

@@ -21,6 +21,11 @@ import (
 
 // testData opens a data dir in root holding the databases named.
 func testData(t *testing.T, root string, names ...string) map[string]*store.DB {
+	return testDataWith(t, root, store.CreateOptions{}, names...)
+}
+
+// testDataWith is testData with the databases created with opts.
+func testDataWith(t *testing.T, root string, opts store.CreateOptions, names ...string) map[string]*store.DB {
 	t.Helper()
 	d, err := store.Open(store.Options{Dir: filepath.Join(root, "data"), Create: true, CacheBytes: 8 << 20})
 	if err != nil {
@@ -29,7 +34,7 @@ func testData(t *testing.T, root string, names ...string) map[string]*store.DB {
 	t.Cleanup(func() { d.Close() })
 	dbs := map[string]*store.DB{}
 	for _, n := range names {
-		if _, err := d.CreateDatabase(n, store.CreateOptions{}); err != nil {
+		if _, err := d.CreateDatabase(n, opts); err != nil {
 			t.Fatal(err)
 		}
 		db, err := d.OpenDatabase(n)
@@ -528,19 +533,7 @@ func TestIncrementalOverDowngradedManifest(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
-			d, err := store.Open(store.Options{Dir: filepath.Join(root, "data"), Create: true, CacheBytes: 8 << 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			if _, err := d.CreateDatabase("db", store.CreateOptions{Encrypted: c.encrypted}); err != nil {
-				t.Fatal(err)
-			}
-			db, err := d.OpenDatabase("db")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db := testDataWith(t, root, store.CreateOptions{Encrypted: c.encrypted}, "db")["db"]
 			to := filepath.Join(root, "backups")
 			opts := func(at time.Time, incremental bool) Options {
 				return Options{To: []string{to}, Compression: smuggler.Zstd, Incremental: incremental, Now: at, Encryption: c.req}
