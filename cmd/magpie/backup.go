@@ -332,6 +332,18 @@ reads; --key-file is read here and its key sent over TLS.`,
 					},
 				})
 				if err != nil {
+					// A folder is checked whole: say what did verify,
+					// and every chain that failed.
+					if v != nil && !asJSON {
+						if len(v.Chains) > 0 || len(v.Interrupted) > 0 {
+							printVerified(cmd, v, false)
+						}
+						if len(v.Failed) > 1 {
+							for _, f := range v.Failed {
+								fmt.Fprintf(cmd.ErrOrStderr(), "magpie: FAILED %s: %s\n", f.Chain, f.Error)
+							}
+						}
+					}
 					return err
 				}
 			}

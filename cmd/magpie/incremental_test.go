@@ -195,14 +195,20 @@ func TestIncrementalChainFaults(t *testing.T) {
 	// A key mode chain needs its key again, and only its key.
 	wantError(t, e.run("backup", "run", "plain", "--to", keyTo, "--incremental"), exitFailure,
 		fmt.Sprintf("the chain in %s is encrypted with a key, and so are its incrementals: encryption mode key needs a key. Give it with --key-file FILE (make one with `magpie secrets generate`).", fullK.ChainDir))
-	wantError(t, e.run("backup", "run", "plain", "--to", keyTo, "--incremental", "--key-file", otherPath), exitFailure,
-		fmt.Sprintf("the key given (fingerprint %s) is not the key of the chain in %s (fingerprint %s). Give the chain's key, or run a full backup to start a new chain.", other.Fingerprint(), fullK.ChainDir, bk.Fingerprint()), other, bk)
+	// Another key (a rotated one) starts a new chain in that key (in a
+	// copy of the folder, to keep the key chain going).
+	rotatedTo := filepath.Join(e.dir, "rotated")
+	bbCopyChain(t, fullK.ChainDir, rotatedTo)
+	r := e.run("backup", "run", "plain", "--to", rotatedTo, "--incremental", "--key-file", otherPath)
+	if want := fmt.Sprintf("magpie: note: the newest chain %s is encrypted in mode key with the key of fingerprint %s, and this run encrypts with the key of fingerprint %s, so this is a full backup that starts a new chain\n", filepath.Join(rotatedTo, filepath.Base(fullK.ChainDir)), bk.Fingerprint(), other.Fingerprint()); r.code != 0 || r.stderr != want {
+		t.Errorf("another key over a key chain: exit %d, stderr %q; want %q", r.code, r.stderr, want)
+	}
 	// A run that encrypts more strongly than the chain starts a new
 	// chain (in a copy of the folder, to keep the plain chain going);
 	// one that encrypts more weakly is refused.
 	strongerTo := filepath.Join(e.dir, "stronger")
 	bbCopyChain(t, fullP.ChainDir, strongerTo)
-	r := e.run("backup", "run", "plain", "--to", strongerTo, "--incremental", "--encryption", "key", "--key-file", keyPath)
+	r = e.run("backup", "run", "plain", "--to", strongerTo, "--incremental", "--encryption", "key", "--key-file", keyPath)
 	if want := fmt.Sprintf("magpie: note: the newest chain %s is encrypted in mode none, and this run encrypts in mode key, so this is a full backup that starts a new chain\n", filepath.Join(strongerTo, filepath.Base(fullP.ChainDir))); r.code != 0 || r.stderr != want {
 		t.Errorf("a key over a chain in mode none: exit %d, stderr %q; want %q", r.code, r.stderr, want)
 	}
@@ -328,5 +334,36 @@ func TestSnapshotChainIncrementals(t *testing.T) {
 	e.ok("restore", snap.File, "--as", "snaponly", "--key-file", keyPath)
 	if r := e.run("docs", "get", "snaponly", "x/1"); r.code != 0 {
 		t.Fatal("x/1 missing from the snapshot alone")
+	}
+}
+
+// TestVerifyFolderChecksEveryChain: a bad chain in a folder does not stop
+// verify from checking the others; it names every chain that failed.
+func TestVerifyFolderChecksEveryChain(t *testing.T) {
+	e := newEnv(t)
+	e.ok("db", "create", "plain")
+	to := filepath.Join(e.dir, "backups")
+	var chains []runJSON
+	for i := range 3 {
+		e.putDoc("plain", fmt.Sprintf("a/%d", i), `{"N":1}`)
+		chains = append(chains, e.backupJSON("plain", "--to", to))
+	}
+	// The middle chain: one byte of its backup file changed.
+	bbFlip(t, chains[1].File, chains[1].Entry.Size/2)
+	bad := fmt.Sprintf("backup file %s failed its integrity check", chains[1].File)
+	r := e.run("backup", "verify", to)
+	if r.code != exitFailure || !strings.HasPrefix(r.stderr, "magpie: error: "+bad) || strings.Count(r.stderr, "\n") != 1 ||
+		!strings.Contains(r.stdout, "verified "+chains[0].ChainDir) || !strings.Contains(r.stdout, "verified "+chains[2].ChainDir) {
+		t.Fatalf("one bad chain of three: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	// And the newest one's manifest removed too: both are named.
+	os.Remove(filepath.Join(chains[2].ChainDir, "manifest.json"))
+	os.WriteFile(filepath.Join(chains[2].ChainDir, "2099-01-01-00-00-00-0000000.incremental-backup"), []byte("x"), 0o600)
+	r = e.run("backup", "verify", to)
+	if r.code != exitFailure || !strings.Contains(r.stdout, "verified "+chains[0].ChainDir) ||
+		!strings.Contains(r.stderr, "magpie: FAILED "+chains[1].ChainDir+": "+bad) ||
+		!strings.Contains(r.stderr, "magpie: FAILED "+chains[2].ChainDir+": "+chains[2].ChainDir+" has no manifest.json but holds 2 finished backup files") ||
+		!strings.HasSuffix(r.stderr, "1 more chain failed as well (listed above).\n") {
+		t.Fatalf("two bad chains of three: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -97,45 +97,54 @@ func (nopCloser) Close() error { return nil }
 // path of a file of them (one per line, # comments), as the age command
 // takes them.
 func ParseRecipients(values []string) ([]age.Recipient, error) {
+	rs, _, err := parseRecipients(values)
+	return rs, err
+}
+
+// parseRecipients is ParseRecipients, which also returns each recipient's
+// public key as text (an SSH key without its comment): what a manifest
+// records, whatever file named the keys when the backup was made.
+func parseRecipients(values []string) ([]age.Recipient, []string, error) {
 	var out []age.Recipient
+	var texts []string
 	for i, v := range values {
 		v = strings.TrimSpace(v)
 		// A value that does not parse is never echoed: it may be a secret
 		// pasted in the wrong place.
 		which := fmt.Sprintf("--recipient number %d", i+1)
 		if looksSecret(v) {
-			return nil, fmt.Errorf("%s looks like a secret key, not a public key. Give the public key (age-keygen -y IDENTITY prints it); keep the secret key away from the server", which)
+			return nil, nil, fmt.Errorf("%s looks like a secret key, not a public key. Give the public key (age-keygen -y IDENTITY prints it); keep the secret key away from the server", which)
 		}
 		switch {
 		case strings.HasPrefix(v, "age1"):
 			r, err := age.ParseX25519Recipient(v)
 			if err != nil {
-				return nil, fmt.Errorf("%s is not a valid age public key. Give an age1... key from `age-keygen`, an SSH public key, or a file of them", which)
+				return nil, nil, fmt.Errorf("%s is not a valid age public key. Give an age1... key from `age-keygen`, an SSH public key, or a file of them", which)
 			}
-			out = append(out, r)
+			out, texts = append(out, r), append(texts, r.String())
 		case strings.HasPrefix(v, "ssh-"):
 			r, err := agessh.ParseRecipient(v)
 			if err != nil {
-				return nil, fmt.Errorf("%s is not a usable SSH public key. Give an ssh-ed25519 or ssh-rsa public key", which)
+				return nil, nil, fmt.Errorf("%s is not a usable SSH public key. Give an ssh-ed25519 or ssh-rsa public key", which)
 			}
-			out = append(out, r)
+			out, texts = append(out, r), append(texts, strings.Join(strings.Fields(v)[:2], " "))
 		default:
 			f, err := os.Open(v)
 			if err != nil {
-				return nil, fmt.Errorf("%s is neither an age public key (age1...), an SSH public key, nor a readable file. Give an age1... key from `age-keygen` or a recipients file", which)
+				return nil, nil, fmt.Errorf("%s is neither an age public key (age1...), an SSH public key, nor a readable file. Give an age1... key from `age-keygen` or a recipients file", which)
 			}
-			rs, err := parseRecipientFile(f)
+			rs, ts, err := parseRecipientFile(f)
 			f.Close()
 			if err != nil {
-				return nil, fmt.Errorf("recipients file %s: %v. Put one age1... or SSH public key per line", v, err)
+				return nil, nil, fmt.Errorf("recipients file %s: %v. Put one age1... or SSH public key per line", v, err)
 			}
-			out = append(out, rs...)
+			out, texts = append(out, rs...), append(texts, ts...)
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no recipient was given. Give at least one with --recipient age1... (make one with `age-keygen`)")
+		return nil, nil, errors.New("no recipient was given. Give at least one with --recipient age1... (make one with `age-keygen`)")
 	}
-	return out, nil
+	return out, texts, nil
 }
 
 // looksSecret recognises age identities and magpie keys (44 base64
@@ -148,30 +157,31 @@ func looksSecret(v string) bool {
 	return err == nil
 }
 
-func parseRecipientFile(r io.Reader) ([]age.Recipient, error) {
+func parseRecipientFile(r io.Reader) ([]age.Recipient, []string, error) {
 	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []age.Recipient
+	var texts []string
 	for n, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		if !strings.HasPrefix(line, "age1") && !strings.HasPrefix(line, "ssh-") {
-			return nil, fmt.Errorf("line %d is not a valid age or SSH public key", n+1)
+			return nil, nil, fmt.Errorf("line %d is not a valid age or SSH public key", n+1)
 		}
-		rs, err := ParseRecipients([]string{line})
+		rs, ts, err := parseRecipients([]string{line})
 		if err != nil {
-			return nil, fmt.Errorf("line %d is not a valid age or SSH public key", n+1)
+			return nil, nil, fmt.Errorf("line %d is not a valid age or SSH public key", n+1)
 		}
-		out = append(out, rs...)
+		out, texts = append(out, rs...), append(texts, ts...)
 	}
 	if len(out) == 0 {
-		return nil, errors.New("it holds no recipient")
+		return nil, nil, errors.New("it holds no recipient")
 	}
-	return out, nil
+	return out, texts, nil
 }
 
 // Request is what the operator asked for on the command line or in an API
@@ -244,12 +254,12 @@ func Resolve(req Request, typ Type, dbName string, dbKey keys.Key, encrypted boo
 		}
 		e.Key = k
 	case ModeRecipients:
-		rs, err := ParseRecipients(req.Recipients)
+		rs, texts, err := parseRecipients(req.Recipients)
 		if err != nil {
 			return nil, err
 		}
 		e.recipients = rs
-		e.Recipients = append([]string(nil), req.Recipients...)
+		e.Recipients = texts
 	}
 	return e, nil
 }

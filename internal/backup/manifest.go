@@ -184,6 +184,18 @@ func (m *Manifest) validate() error {
 	if m.Type != Logical && m.Type != Snapshot {
 		return fmt.Errorf("its type %q is not logical or snapshot", m.Type)
 	}
+	if _, err := ParseMode(string(m.Encryption)); err != nil {
+		return fmt.Errorf("its encryption mode %q is not one magpie writes", m.Encryption)
+	}
+	for i, f := range m.Files {
+		// A file is wrapped in age exactly when the mode encrypts it
+		// (a database mode snapshot is the encrypted files as they
+		// are): a name that disagrees betrays a rewritten mode.
+		wrapped := m.Encryption != ModeNone && !(f.Kind == KindSnapshot && m.Encryption == ModeDatabase)
+		if strings.HasSuffix(f.Name, AgeSuffix) != wrapped {
+			return fmt.Errorf("file %d (%s) is named as if it were %s, which its encryption mode %s contradicts", i+1, f.Name, map[bool]string{true: "encrypted with age", false: "not encrypted with age"}[strings.HasSuffix(f.Name, AgeSuffix)], m.Encryption)
+		}
+	}
 	for i, f := range m.Files {
 		if f.Name == "" || f.Name != filepath.Base(f.Name) || f.Name == "." || f.Name == ".." || f.Name == ManifestName || strings.HasSuffix(f.Name, InProgressSuffix) {
 			return fmt.Errorf("file %d has the unusable name %q", i+1, f.Name)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,7 +127,7 @@ func Run(db *store.DB, opts Options) (*Result, error) {
 	var res *Result
 	var err error
 	if opts.Incremental {
-		chains, reason, cerr := chainToExtend(ctx, stores, db)
+		chains, reason, seen, cerr := chainToExtend(ctx, stores, db)
 		if cerr != nil {
 			return nil, cerr
 		}
@@ -140,6 +141,14 @@ func Run(db *store.DB, opts Options) (*Result, error) {
 			}
 			if reason != "" {
 				chains = nil
+			}
+		}
+		if chains == nil {
+			// A new chain must not be weaker than the one it
+			// replaces, whatever is wrong with that one: a key left
+			// out would otherwise write the data in clear.
+			if err := newChainNotWeaker(opts, seen, db.Name(), dbKey, encrypted); err != nil {
+				return nil, err
 			}
 		}
 		if chains != nil {
@@ -172,13 +181,13 @@ func Run(db *store.DB, opts Options) (*Result, error) {
 // and the reason to make a full backup instead. A chain that cannot be
 // extended is no reason to fail: a scheduled incremental would fail until
 // the next full backup, so the run starts a new chain now.
-func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB) ([]*Chain, string, error) {
-	newest := make([]*Chain, len(stores))
+func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB) (chains []*Chain, reason string, newest []*Chain, err error) {
+	newest = make([]*Chain, len(stores))
 	damaged := ""
 	for i, s := range stores {
 		chains, err := FindChains(ctx, s)
 		if err != nil {
-			return nil, "", fmt.Errorf("cannot extend the newest chain: %w", err)
+			return nil, "", nil, fmt.Errorf("cannot extend the newest chain: %w", err)
 		}
 		c := newestOf(chains, db.Name())
 		if c != nil && !c.Intact() {
@@ -186,7 +195,7 @@ func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB
 			// damaged chain: the run fails, to be tried again.
 			var re *readError
 			if errors.As(c.Err(), &re) {
-				return nil, "", fmt.Errorf("cannot extend the newest chain: %w", c.Err())
+				return nil, "", nil, fmt.Errorf("cannot extend the newest chain: %w", c.Err())
 			}
 			if damaged == "" {
 				damaged = fmt.Sprintf("the newest chain %s is damaged: %s", c.Location(), c.damage())
@@ -195,7 +204,7 @@ func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB
 		newest[i] = c
 	}
 	if damaged != "" {
-		return nil, damaged, nil
+		return nil, damaged, newest, nil
 	}
 	first := newest[0]
 	for i, c := range newest[1:] {
@@ -204,7 +213,7 @@ func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB
 		// Every destination gets the same manifest bytes: any
 		// difference is a divergence (or a rewrite in one of them).
 		if (c == nil) != (first == nil) || (c != nil && (c.Name != first.Name || !bytes.Equal(c.raw, first.raw))) {
-			return nil, fmt.Sprintf("the destinations %s and %s do not hold the same newest chain of %s", stores[0], stores[i+1], db.Name()), nil
+			return nil, fmt.Sprintf("the destinations %s and %s do not hold the same newest chain of %s", stores[0], stores[i+1], db.Name()), newest, nil
 		}
 	}
 	if first == nil {
@@ -212,14 +221,32 @@ func chainToExtend(ctx context.Context, stores []destination.Store, db *store.DB
 		for i, s := range stores {
 			where[i] = s.String()
 		}
-		return nil, fmt.Sprintf("%s has no backup chain to extend in %s", db.Name(), strings.Join(where, ", ")), nil
+		return nil, fmt.Sprintf("%s has no backup chain to extend in %s", db.Name(), strings.Join(where, ", ")), newest, nil
 	}
 	if m := first.Manifest; m.DatabaseID != "" && m.DatabaseID != db.ID() {
 		// A database restored, or deleted and created again, under the
 		// same name has a new id: its changes do not follow the chain.
-		return nil, fmt.Sprintf("the newest chain %s is of another database named %s (id %s, this one is %s)", first.Location(), m.Database, m.DatabaseID, db.ID()), nil
+		return nil, fmt.Sprintf("the newest chain %s is of another database named %s (id %s, this one is %s)", first.Location(), m.Database, m.DatabaseID, db.ID()), newest, nil
 	}
-	return newest, "", nil
+	return newest, "", newest, nil
+}
+
+// newChainNotWeaker refuses an incremental that starts a new chain
+// encrypted more weakly than the newest chain of any destination whose
+// manifest could be read.
+func newChainNotWeaker(opts Options, newest []*Chain, dbName string, dbKey keys.Key, encrypted bool) error {
+	want, err := Resolve(opts.Encryption, opts.Type, dbName, dbKey, encrypted)
+	if err != nil {
+		return err
+	}
+	for _, c := range newest {
+		if c != nil && c.Manifest != nil {
+			if err := notWeaker(want, c.Manifest, c.Location(), opts.Encryption); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func runFull(ctx context.Context, db *store.DB, stores []destination.Store, now time.Time, opts Options, dbKey keys.Key, encrypted bool) (*Result, error) {
@@ -343,44 +370,54 @@ func manifestError(ctx context.Context, db *store.DB, err error) error {
 // The chain's mode is never adopted from its manifest: for modes without
 // a key nothing authenticates the manifest, and one rewritten to
 // recipients or none would have the incremental encrypt the changes for
-// someone else, or not at all. So when the run encrypts more strongly than
-// the chain (a key over recipients over none) it returns why it makes a
-// full backup instead; when it encrypts more weakly or with another key or
-// recipients, which is an operator's slip (a key left out), it fails
-// rather than write a weaker chain.
+// someone else, or not at all. A run that would encrypt more weakly than
+// the chain (a key over recipients over none) fails: that is an
+// operator's slip, such as a key left out, and must not weaken the
+// backups. A run that encrypts as strongly or more, but otherwise (another
+// mode, key or recipients: a rotated key, a changed task, a rewritten
+// manifest), returns why it makes a full backup in a new chain instead.
 func encryptionForChain(req Request, c *Chain, dbName string, dbKey keys.Key, encrypted bool) (*Encryption, string, error) {
 	m := c.Manifest
-	where := c.Location()
-	if m.Encryption == ModeKey && req.Mode == "" && req.KeyFile == "" && req.Key == nil && len(req.Recipients) == 0 {
-		return nil, "", fmt.Errorf("the chain in %s is encrypted with a key, and so are its incrementals: encryption mode key needs a key. Give it with --key-file FILE (make one with `magpie secrets generate`)", where)
-	}
 	want, err := Resolve(req, Logical, dbName, dbKey, encrypted)
 	if err != nil {
 		return nil, "", err
 	}
-	if want.Mode != m.Encryption {
-		if strength(want.Mode) > strength(m.Encryption) {
-			return nil, fmt.Sprintf("the newest chain %s is encrypted %s, and this run encrypts in mode %s", where, describeChain(m), want.Mode), nil
-		}
-		return nil, "", fmt.Errorf("the chain in %s is encrypted in mode %s, and an incremental is encrypted like its chain, not in mode %s. Give the chain's encryption (see `magpie backup ls`), or run a full backup to start a new chain", where, m.Encryption, want.Mode)
+	if err := notWeaker(want, m, c.Location(), req); err != nil {
+		return nil, "", err
 	}
-	switch want.Mode {
-	case ModeKey:
-		if fp := want.Key.Fingerprint(); fp != m.KeyFingerprint {
-			return nil, "", fmt.Errorf("the key given (fingerprint %s) is not the key of the chain in %s (fingerprint %s). Give the chain's key, or run a full backup to start a new chain", fp, where, m.KeyFingerprint)
-		}
-	case ModeDatabase:
-		// The database's key never changes: a chain naming another
-		// is not of this database's history, or was rewritten.
-		if fp := want.Key.Fingerprint(); fp != m.KeyFingerprint {
-			return nil, fmt.Sprintf("the newest chain %s is encrypted %s, not with this database's key (fingerprint %s)", where, describeChain(m), fp), nil
-		}
-	case ModeRecipients:
-		if !sameStrings(want.Recipients, m.Recipients) {
-			return nil, "", fmt.Errorf("the recipients given are not the recipients of the chain in %s. Give the chain's recipients (see `magpie backup ls`), or run a full backup to start a new chain", where)
-		}
+	if reason := differs(want, m); reason != "" {
+		return nil, fmt.Sprintf("the newest chain %s is encrypted %s, and this run encrypts %s", c.Location(), describeChain(m), reason), nil
 	}
 	return want, "", nil
+}
+
+// notWeaker refuses a run that would encrypt more weakly than chain m,
+// found at where.
+func notWeaker(want *Encryption, m *Manifest, where string, req Request) error {
+	if strength(want.Mode) >= strength(m.Encryption) {
+		return nil
+	}
+	if m.Encryption == ModeKey && req.Mode == "" && req.KeyFile == "" && req.Key == nil {
+		return fmt.Errorf("the chain in %s is encrypted with a key, and so are its incrementals: encryption mode key needs a key. Give it with --key-file FILE (make one with `magpie secrets generate`)", where)
+	}
+	return fmt.Errorf("the chain in %s is encrypted in mode %s, and an incremental is encrypted like its chain, not in mode %s. Give the chain's encryption (see `magpie backup ls`), or run a full backup to start a new chain", where, m.Encryption, want.Mode)
+}
+
+// differs says how want encrypts unlike chain m ("" when alike).
+func differs(want *Encryption, m *Manifest) string {
+	switch {
+	case want.Mode != m.Encryption:
+		return "in mode " + string(want.Mode)
+	case want.Mode == ModeDatabase || want.Mode == ModeKey:
+		if fp := want.Key.Fingerprint(); fp != m.KeyFingerprint {
+			return fmt.Sprintf("with the key of fingerprint %s", fp)
+		}
+	case want.Mode == ModeRecipients:
+		if !sameSet(want.Recipients, m.Recipients) {
+			return "to other recipients"
+		}
+	}
+	return ""
 }
 
 // strength orders the modes by what protects a backup: a key (which also
@@ -406,16 +443,12 @@ func describeChain(m *Manifest) string {
 	return "in mode " + string(m.Encryption)
 }
 
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }
 
 // writeFile streams one backup file into every destination: the snapshot

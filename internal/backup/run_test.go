@@ -521,15 +521,22 @@ func TestIncrementalOverDowngradedManifest(t *testing.T) {
 		{"database chain rewritten to recipients", true, Request{}, func(m *Manifest) {
 			m.Encryption, m.KeyFingerprint, m.Recipients = ModeRecipients, "", []string{attacker.Recipient().String()}
 		}, " is encrypted in mode recipients to 1 recipient(s), and this run encrypts in mode database"},
+		// Its files are named .age: a manifest that says none is damaged.
 		{"database chain rewritten to none", true, Request{}, func(m *Manifest) {
 			m.Encryption, m.KeyFingerprint = ModeNone, ""
-		}, " is encrypted in mode none, and this run encrypts in mode database"},
+		}, " is damaged: "},
 		{"key chain rewritten to none", false, Request{Key: &key}, func(m *Manifest) {
 			m.Encryption, m.KeyFingerprint = ModeNone, ""
-		}, " is encrypted in mode none, and this run encrypts in mode key"},
+		}, " is damaged: "},
+		{"key chain rewritten to database mode", false, Request{Key: &key}, func(m *Manifest) {
+			m.Encryption = ModeDatabase
+		}, " is encrypted in mode database with the key of fingerprint " + key.Fingerprint() + ", and this run encrypts in mode key"},
+		{"key chain rewritten to another key", false, Request{Key: &key}, func(m *Manifest) {
+			m.KeyFingerprint = other.Fingerprint()
+		}, " is encrypted in mode key with the key of fingerprint " + other.Fingerprint() + ", and this run encrypts with the key of fingerprint " + key.Fingerprint()},
 		{"database chain rewritten to another key", true, Request{}, func(m *Manifest) {
 			m.KeyFingerprint = other.Fingerprint()
-		}, " is encrypted in mode database with the key of fingerprint " + other.Fingerprint() + ", not with this database's key (fingerprint "},
+		}, " is encrypted in mode database with the key of fingerprint " + other.Fingerprint() + ", and this run encrypts with the key of fingerprint "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -566,5 +573,75 @@ func TestIncrementalOverDowngradedManifest(t *testing.T) {
 				t.Fatalf("the new chain is encrypted %s/%s, want %s/%s", res.Manifest.Encryption, res.Manifest.KeyFingerprint, full.Manifest.Encryption, full.Manifest.KeyFingerprint)
 			}
 		})
+	}
+}
+
+// TestNewChainNotWeaker: an incremental that cannot extend the newest
+// chain (here: a file of it is damaged) does not start a new chain more
+// weakly encrypted than that chain, as a key left out would.
+func TestNewChainNotWeaker(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	root := t.TempDir()
+	db := testData(t, root, "db")["db"]
+	to := filepath.Join(root, "backups")
+	key, _ := keys.Generate()
+	put(t, db)
+	full, err := Run(db, Options{To: []string{to}, Compression: smuggler.Zstd, Now: t0, Encryption: Request{Key: &key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(full.File, 10)
+	put(t, db)
+	before := tree(t, to)
+	_, err = Run(db, Options{To: []string{to}, Compression: smuggler.Zstd, Incremental: true, Now: t0.Add(time.Hour)})
+	want := "the chain in " + full.ChainDir + " is encrypted with a key, and so are its incrementals: encryption mode key needs a key. Give it with --key-file FILE (make one with `magpie secrets generate`)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("incremental without the key over a damaged key chain: %v; want %q", err, want)
+	}
+	if fmt.Sprint(tree(t, to)) != fmt.Sprint(before) {
+		t.Fatal("the refused run wrote something")
+	}
+	// With the key it starts a new chain, as for any damaged chain.
+	res, err := Run(db, Options{To: []string{to}, Compression: smuggler.Zstd, Incremental: true, Now: t0.Add(time.Hour), Encryption: Request{Key: &key}})
+	if err != nil || !res.FullInstead || res.Manifest.Encryption != ModeKey {
+		t.Fatalf("with the key: %+v %v", res, err)
+	}
+}
+
+// TestIncrementalRecipients: recipients are compared as the public keys
+// they are, however they were given; a recipients file whose keys changed
+// starts a new chain, and the manifest records keys, not the file's name.
+func TestIncrementalRecipients(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	root := t.TempDir()
+	db := testData(t, root, "db")["db"]
+	to := filepath.Join(root, "backups")
+	id1, _ := age.GenerateX25519Identity()
+	id2, _ := age.GenerateX25519Identity()
+	file := filepath.Join(root, "recipients.txt")
+	os.WriteFile(file, []byte("# ops\n"+id1.Recipient().String()+"\n"), 0o600)
+	run := func(at time.Time, recipients ...string) *Result {
+		t.Helper()
+		put(t, db)
+		res, err := Run(db, Options{To: []string{to}, Compression: smuggler.Zstd, Incremental: true, Now: at, Encryption: Request{Recipients: recipients}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := run(t0, file)
+	if fmt.Sprint(first.Manifest.Recipients) != fmt.Sprint([]string{id1.Recipient().String()}) {
+		t.Fatalf("manifest recipients %v, want the key", first.Manifest.Recipients)
+	}
+	// The same key, given inline: the chain goes on.
+	if res := run(t0.Add(time.Hour), id1.Recipient().String()); res.FullInstead || res.Chain != first.Chain {
+		t.Fatalf("same key inline: full instead %v (%s)", res.FullInstead, res.FullReason)
+	}
+	// The file now names another key: a new chain, to that key.
+	os.WriteFile(file, []byte(id2.Recipient().String()+"\n"), 0o600)
+	res := run(t0.Add(2*time.Hour), file)
+	want := "the newest chain " + first.ChainDir + " is encrypted in mode recipients to 1 recipient(s), and this run encrypts to other recipients"
+	if !res.FullInstead || res.FullReason != want || fmt.Sprint(res.Manifest.Recipients) != fmt.Sprint([]string{id2.Recipient().String()}) {
+		t.Fatalf("rotated recipients file: full instead %v, reason %q, recipients %v", res.FullInstead, res.FullReason, res.Manifest.Recipients)
 	}
 }

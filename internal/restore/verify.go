@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/magpiedb/magpie/internal/backup"
 	"github.com/magpiedb/magpie/internal/smuggler"
@@ -128,12 +129,24 @@ type Verified struct {
 	// never finished (no manifest); they are not restore points and were
 	// passed over.
 	Interrupted []string
+	// Failed are the chains of a folder that failed their checks, with
+	// why; VerifyAll's error is then the first of them.
+	Failed []Failure `json:",omitempty"`
+	first  error
+}
+
+// Failure is a chain that failed verification.
+type Failure struct {
+	Chain string
+	Error string
 }
 
 // VerifyAll verifies what location names: a backup file, a chain folder
 // (its whole chain) or a folder of chains (every complete chain, passing
-// over those whose first backup was interrupted). The first problem found
-// is returned, naming the file and the reason.
+// over those whose first backup was interrupted). In a folder every chain
+// is checked, the bad ones too: the error is the first problem found,
+// naming the file and the reason, and out lists what verified and what
+// failed.
 func VerifyAll(ctx context.Context, location string, opts VerifyOptions) (*Verified, error) {
 	var targets []*Target
 	out := &Verified{}
@@ -160,11 +173,13 @@ func VerifyAll(ctx context.Context, location string, opts VerifyOptions) (*Verif
 				targets = append(targets, TargetOf(c))
 			case c.Interrupted && chainName == "":
 				out.Interrupted = append(out.Interrupted, c.Location())
+			case chainName == "":
+				out.fail(c.Location(), c.Err())
 			default:
 				return nil, c.Err()
 			}
 		}
-		if len(targets) == 0 {
+		if len(targets) == 0 && len(out.Failed) == 0 {
 			return nil, NoChainError(location, chains)
 		}
 	}
@@ -192,10 +207,50 @@ func VerifyAll(ctx context.Context, location string, opts VerifyOptions) (*Verif
 		rep, err := Verify(ctx, t, dec, progress)
 		done()
 		if err != nil {
-			return nil, err
+			if len(targets) == 1 && len(out.Failed) == 0 || ctx.Err() != nil {
+				return nil, err
+			}
+			out.fail(t.ChainDir, err)
+			continue
 		}
 		rep.Sampled = all - len(t.Files)
 		out.Chains = append(out.Chains, rep)
 	}
-	return out, nil
+	return out, out.err()
 }
+
+func (v *Verified) fail(chain string, err error) {
+	v.Failed = append(v.Failed, Failure{Chain: chain, Error: err.Error()})
+	if v.first == nil {
+		v.first = err
+	}
+}
+
+// err is the error of a verification with failed chains: the first
+// failure, and how many more there are.
+func (v *Verified) err() error {
+	switch len(v.Failed) {
+	case 0:
+		return nil
+	case 1:
+		return v.first
+	}
+	return &moreFailed{first: v.first, more: len(v.Failed) - 1}
+}
+
+// moreFailed is the first failure of several.
+type moreFailed struct {
+	first error
+	more  int
+}
+
+func (e *moreFailed) Error() string {
+	msg := strings.TrimSuffix(e.first.Error(), ".")
+	n := "chain"
+	if e.more > 1 {
+		n = "chains"
+	}
+	return fmt.Sprintf("%s. %d more %s failed as well (listed above)", msg, e.more, n)
+}
+
+func (e *moreFailed) Unwrap() error { return e.first }

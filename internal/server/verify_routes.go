@@ -77,7 +77,16 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		})
 		if err != nil {
 			s.log.Warn("backup verification failed", "location", loc, "operation", op.id, "err", err)
-			return nil, &userFault{msg: apiWording(err.Error())}
+			msg := err.Error()
+			if v != nil && len(v.Failed) > 1 {
+				// Nothing is listed above an API error: list them here.
+				msg = strings.TrimSuffix(v.Failed[0].Error, ".")
+				for _, f := range v.Failed[1:] {
+					msg += fmt.Sprintf(". Also failed: %s: %s", f.Chain, strings.TrimSuffix(f.Error, "."))
+				}
+				msg += "."
+			}
+			return nil, &userFault{msg: apiWording(msg)}
 		}
 		files := 0
 		for _, c := range v.Chains {
