@@ -367,3 +367,23 @@ func TestVerifyFolderChecksEveryChain(t *testing.T) {
 		t.Fatalf("two bad chains of three: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestURLWithoutSlashes: a location like s3:USER:PASS@bucket (its "//"
+// lost) is refused by every command that reads backups, without echoing
+// it.
+func TestURLWithoutSlashes(t *testing.T) {
+	e := newEnv(t)
+	e.ok("db", "create", "plain")
+	loc := "s3:USER:hunter2@bk/p"
+	for _, args := range [][]string{
+		{"backup", "run", "plain", "--to", loc},
+		{"backup", "ls", loc},
+		{"backup", "verify", loc},
+		{"restore", loc, "--as", "r"},
+	} {
+		r := e.run(args...)
+		if r.code == 0 || strings.Contains(r.stdout+r.stderr, "hunter2") || !strings.Contains(r.stderr, `destination s3:... looks like a URL without its "//"`) {
+			t.Errorf("%v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+}

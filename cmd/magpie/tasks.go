@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
@@ -191,7 +192,20 @@ func (f *taskFlags) applyEncryption(cmd *cobra.Command, g *globals, t *sdk.Backu
 		es.EncryptionMode = m
 	}
 	if ch("recipient") {
-		es.MagpieRecipients = f.recipients
+		es.MagpieRecipients = nil
+		for _, v := range f.recipients {
+			// A recipients file is read at every run, maybe by a
+			// server started elsewhere: keep its full path.
+			t := strings.TrimSpace(v)
+			if _, err := os.Stat(t); err == nil && !g.isRemote() && !filepath.IsAbs(t) {
+				abs, err := filepath.Abs(t)
+				if err != nil {
+					return err
+				}
+				v = abs
+			}
+			es.MagpieRecipients = append(es.MagpieRecipients, v)
+		}
 	}
 	switch {
 	case f.serverKeyFile != "":
@@ -705,6 +719,11 @@ func printStatus(w io.Writer, info *sdk.BackupTaskInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  schedule\t%s\n", schedule(info.MagpieConfiguration))
 	fmt.Fprintf(tw, "  destinations\t%s\n", strings.Join(info.MagpieDestinations, ", "))
+	if info.Error != nil && (info.MagpieStatus == nil || info.MagpieStatus.Error == nil || info.MagpieStatus.Error.Exception != *info.Error) {
+		// Not a run's error (shown below as the last error): the task
+		// itself is wrong, a schedule that does not parse.
+		fmt.Fprintf(tw, "  WARNING\t%s\n", taskWording.Replace(*info.Error))
+	}
 	if info.MagpieKeyInMemory != nil && !*info.MagpieKeyInMemory {
 		fmt.Fprintf(tw, "  WARNING\tthe server no longer holds the task's key (it restarted): its runs fail until you give it again with magpie backup task update --key-file\n")
 	}

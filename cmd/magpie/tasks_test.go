@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	sdk "github.com/magpiedb/magpie/client"
 	"github.com/magpiedb/magpie/internal/backup"
 )
@@ -328,5 +329,32 @@ func TestStatusKeyNotHeld(t *testing.T) {
 		if warned == held {
 			t.Errorf("key held %v:\n%s", held, b.String())
 		}
+	}
+}
+
+// TestTaskRecipientsFileAbsolute: a recipients file named by a relative
+// path is kept by its full path, since runs read it from wherever magpie
+// serve was started.
+func TestTaskRecipientsFileAbsolute(t *testing.T) {
+	e := newEnv(t)
+	e.ok("db", "create", "shop")
+	id, _ := age.GenerateX25519Identity()
+	file := filepath.Join(e.dir, "ops.recipients")
+	os.WriteFile(file, []byte(id.Recipient().String()+"\n"), 0o600)
+	cwd, _ := os.Getwd()
+	rel, err := filepath.Rel(cwd, file)
+	if err != nil || filepath.IsAbs(rel) {
+		t.Skipf("no relative path to %s from %s", file, cwd)
+	}
+	e.ok("backup", "task", "add", "shop", "--full", "@daily", "--to", filepath.Join(e.dir, "b"), "--recipient", rel, "--recipient", id.Recipient().String())
+	var list []struct {
+		BackupEncryptionSettings struct{ MagpieRecipients []string }
+	}
+	out := e.ok("backup", "task", "list", "shop", "--json")
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 {
+		t.Fatalf("task list: %v\n%s", err, out)
+	}
+	if got, want := list[0].BackupEncryptionSettings.MagpieRecipients, []string{file, id.Recipient().String()}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stored recipients %v, want %v", got, want)
 	}
 }

@@ -81,6 +81,9 @@ func Split(ctx context.Context, location string) (root, chain, file string, err 
 // and file inside it when the location names one.
 func split(ctx context.Context, location string) (root, chain, file string, err error) {
 	if !destination.IsURL(location) {
+		if err := destination.CheckNotURL(location); err != nil {
+			return "", "", "", err
+		}
 		st, err := os.Stat(location)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {

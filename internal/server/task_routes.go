@@ -421,6 +421,12 @@ func (s *Server) ongoingTaskLocked(t *dbTasks, c *tasks.Config) *ongoingTaskBack
 		o.OnGoingBackup = &runningBackup{StartTime: wireTime(st.runningFrom.UTC()), IsFull: st.runningFull, RunningBackupTaskID: op.id}
 	}
 	o.NextBackup = nextOf(t, c)
+	if _, _, err := c.Schedules(); err != nil {
+		// A schedule that does not parse (one restored from an older
+		// backup, say) would otherwise just never run.
+		msg := apiError(err).Error() + ". The task does not run on a schedule until it is fixed"
+		o.Error = &msg
+	}
 	return o
 }
 

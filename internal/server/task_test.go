@@ -15,6 +15,7 @@ import (
 	"github.com/magpiedb/magpie/internal/backup"
 	"github.com/magpiedb/magpie/internal/destination"
 	"github.com/magpiedb/magpie/internal/keys"
+	"github.com/magpiedb/magpie/internal/tasks"
 	"github.com/magpiedb/magpie/internal/testservers"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -505,5 +506,39 @@ func TestDestinationInDataDirRefused(t *testing.T) {
 	}
 	if list := f.mustCall(200, "GET", "/databases/d/tasks", nil)["OngoingTasks"]; list != nil && len(list.([]any)) != 0 {
 		t.Fatalf("a refused task was stored: %v", list)
+	}
+}
+
+// TestTasksNotChecked: tasks that reach a database without the checks of
+// UpdatePeriodicBackupOperation (restored from a backup of another server
+// or an older magpie) are checked where it matters: a schedule that does
+// not parse is reported, not silently never run, and a destination in
+// this server's data dir is refused when the task runs.
+func TestTasksNotChecked(t *testing.T) {
+	f := newBackupFix(t)
+	f.createDB("d", nil)
+	db, err := f.srv.openDB("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside := filepath.Join(f.data.Path(), "databases", "x")
+	err = tasks.Save(db, []*tasks.Config{
+		{TaskID: 1, Name: "bad schedule", FullBackupFrequency: "TZ=UTC", LocalSettings: &tasks.LocalSettings{FolderPath: f.backups}},
+		{TaskID: 2, Name: "inside", FullBackupFrequency: "@daily", LocalSettings: &tasks.LocalSettings{FolderPath: inside}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.restart()
+	info := f.mustCall(200, "GET", "/databases/d/task?key=1&type=Backup", nil)
+	if want := `FullBackupFrequency "TZ=UTC" is not a cron expression (it names a time zone and no schedule).`; !strings.HasPrefix(fmt.Sprint(info["Error"]), want) || info["NextBackup"] != nil {
+		t.Errorf("task with a bad schedule: Error %q, NextBackup %v; want the error to start %q", info["Error"], info["NextBackup"], want)
+	}
+	code, out := f.call("POST", "/databases/d/admin/backup/database?isFullBackup=true&taskId=2", nil)
+	if want := "The destination " + inside + " is inside the server's data dir " + f.data.Path() + "; backups there would be taken for databases or deleted with them. Give a folder outside the data dir."; code != 400 || out["Error"] != want {
+		t.Errorf("run of a task into the data dir: %d %v; want 400 %q", code, out, want)
+	}
+	if _, err := os.Stat(inside); err == nil {
+		t.Error("the refused run created its destination")
 	}
 }
