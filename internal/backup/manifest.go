@@ -61,6 +61,10 @@ type FileEntry struct {
 	// Compression of a logical file; a snapshot chain's incrementals are
 	// compressed although its snapshot is not.
 	Compression string `json:"compression,omitempty"`
+	// ConfigDigest is dump.ConfigDigest of the database when the file
+	// was made: an incremental with no document change is still written
+	// when it differs.
+	ConfigDigest string `json:"configDigest,omitempty"`
 }
 
 // ErrIntegrity is wrapped by every error about damaged or tampered data.

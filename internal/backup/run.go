@@ -315,7 +315,18 @@ func runIncremental(ctx context.Context, db *store.DB, stores []destination.Stor
 	cur := db.LastEtag()
 	switch {
 	case cur == since:
-		return &Result{Chain: chain.Name, Manifest: m, Entry: last, Unchanged: true}, nil
+		// No document changed; the configuration may have. A file of an
+		// older magpie records no digest: nothing to compare with.
+		if last.ConfigDigest == "" {
+			return &Result{Chain: chain.Name, Manifest: m, Entry: last, Unchanged: true}, nil
+		}
+		digest, err := dump.ConfigDigest(db)
+		if err != nil {
+			return nil, err
+		}
+		if digest == last.ConfigDigest {
+			return &Result{Chain: chain.Name, Manifest: m, Entry: last, Unchanged: true}, nil
+		}
 	case cur < since:
 		return nil, fmt.Errorf("database %s is at etag %d but its newest chain %s already holds changes up to etag %d, so the chain is not of this database's history. Run a full backup to start a new chain", db.Name(), cur, chain.Location(), since)
 	}
@@ -455,6 +466,13 @@ func sameSet(a, b []string) bool {
 // or the export of the changes after etag since, compressed, encrypted
 // when wrapped, hashed. It fills entry's counts, size and checksum.
 func writeFile(ctx context.Context, db *store.DB, stores []destination.Store, chain string, entry *FileEntry, opts Options, enc *Encryption, wrapped bool, since uint64) error {
+	// The digest is taken before the file: a change while it is written
+	// makes the next digest differ, and at worst one more file.
+	digest, err := dump.ConfigDigest(db)
+	if err != nil {
+		return err
+	}
+	entry.ConfigDigest = digest
 	fw, err := createFile(ctx, stores, chain+"/"+entry.Name)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/magpiedb/magpie/internal/backup"
+	"github.com/magpiedb/magpie/internal/dump"
 	"github.com/magpiedb/magpie/internal/smuggler"
 	"github.com/magpiedb/magpie/internal/store"
 )
@@ -131,5 +132,65 @@ func TestLocateNamesDifferingInCase(t *testing.T) {
 	}
 	if _, err := Locate(context.Background(), to, Until{}); err == nil || !strings.Contains(err.Error(), "holds backups of several databases (Media, a.media)") {
 		t.Fatalf("locate over two databases: %v", err)
+	}
+}
+
+// TestIncrementalOfConfiguration: a change to the database's record (its
+// backup tasks) with no document change is backed up by the next
+// incremental, and a restore of the chain brings it back; with nothing
+// changed at all, no file is written.
+func TestIncrementalOfConfiguration(t *testing.T) {
+	root := t.TempDir()
+	d, err := store.Open(store.Options{Dir: filepath.Join(root, "data"), Create: true, CacheBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.CreateDatabase("media", store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := d.OpenDatabase("media")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	to := filepath.Join(root, "backups")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	run := func(at time.Time) *backup.Result {
+		t.Helper()
+		res, err := backup.Run(db, backup.Options{To: []string{to}, Compression: smuggler.Zstd, Now: at, Incremental: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	db.Put("d/1", []byte(`{}`))
+	run(t0)
+	tasks := `[{"TaskId":1,"Name":"nightly","FullBackupFrequency":"@daily","MagpieDestinations":["/srv/backups"]}]`
+	if err := db.SetSetting(dump.PeriodicBackups, []byte(tasks)); err != nil {
+		t.Fatal(err)
+	}
+	res := run(t0.Add(time.Hour))
+	if res.Unchanged || res.Kind() != backup.KindIncremental || res.Entry.Documents != 0 || res.Entry.FromEtag != res.Entry.ToEtag {
+		t.Fatalf("after a configuration change: unchanged %v, %s, %d documents, etags %d..%d; want an incremental of no document", res.Unchanged, res.Kind(), res.Entry.Documents, res.Entry.FromEtag, res.Entry.ToEtag)
+	}
+	if again := run(t0.Add(2 * time.Hour)); !again.Unchanged {
+		t.Fatalf("nothing changed, yet a %s was written", again.Kind())
+	}
+	tg, err := Locate(context.Background(), to, Until{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if _, err := Restore(d, tg, Options{As: "copy"}); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := d.OpenDatabase("copy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	if got, err := cp.Setting(dump.PeriodicBackups); err != nil || !strings.Contains(string(got), `"nightly"`) {
+		t.Fatalf("restored tasks %s %v; want the task added after the full backup", got, err)
 	}
 }
