@@ -374,6 +374,9 @@ func printVerified(cmd *cobra.Command, v *restore.Verified, asJSON bool) error {
 			verb = "checked the checksums of"
 		}
 		fmt.Fprintf(w, "%s %s (%s, encryption %s)\n", verb, rep.ChainDir, rep.Manifest.Type, describeEncryption(rep.Manifest))
+		if rep.Note != "" {
+			fmt.Fprintf(w, "  %s\n", rep.Note)
+		}
 		for _, f := range rep.Files {
 			how := "decrypted, authenticated and parsed"
 			if rep.Manifest.Encryption == backup.ModeNone {

@@ -387,3 +387,31 @@ func TestURLWithoutSlashes(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyFolderAfterKeyRotation: a folder holds chains of an old key
+// and of the new one. verify with the new key authenticates the new
+// chains and checks the old ones by their checksums, saying so.
+func TestVerifyFolderAfterKeyRotation(t *testing.T) {
+	e := newEnv(t)
+	e.ok("db", "create", "plain")
+	oldPath, old := e.keyFile("old.key")
+	newPath, nu := e.keyFile("new.key")
+	to := filepath.Join(e.dir, "backups")
+	e.putDoc("plain", "a/1", `{"N":1}`)
+	first := e.backupJSON("plain", "--to", to, "--key-file", oldPath)
+	e.putDoc("plain", "a/2", `{"N":2}`)
+	second := e.backupJSON("plain", "--to", to, "--key-file", newPath, "--incremental")
+	if second.ChainDir == first.ChainDir {
+		t.Fatal("the rotated key extended the old key's chain")
+	}
+	out := e.ok("backup", "verify", to, "--key-file", newPath)
+	for _, want := range []string{
+		"checked the checksums of " + first.ChainDir + " (logical, encryption key",
+		"  encrypted with another key (fingerprint " + old.Fingerprint() + ") than the one given (" + nu.Fingerprint() + "): only its checksums were checked\n",
+		"verified " + second.ChainDir + " (logical, encryption key",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -29,6 +29,9 @@ type Report struct {
 	Files    []FileReport
 	// Sampled counts the files --sample left unread.
 	Sampled int
+	// Note says why a chain of a folder was checked less than the
+	// others (another key than the one given).
+	Note string `json:",omitempty"`
 }
 
 // Verify reads every file of the chain t: it checks sizes and SHA-256
@@ -198,14 +201,25 @@ func VerifyAll(ctx context.Context, location string, opts VerifyOptions) (*Verif
 			progress, done = opts.Start(t.Chain, size)
 		}
 		dec := opts.Decryption
-		if file == "" && chainName == "" && dec != nil && dec.Key != nil && t.Manifest.Encryption == backup.ModeNone {
-			// A folder of chains may hold unencrypted chains beside
-			// keyed ones: the key is for the others. An unencrypted
-			// chain is checked by its checksums, as without a key.
-			dec = &backup.Decryption{Identities: dec.Identities}
+		note := ""
+		if m := t.Manifest; file == "" && chainName == "" && dec != nil && dec.Key != nil {
+			// A folder of chains may hold unencrypted chains, or
+			// chains of an older key, beside those of the key given:
+			// the key is for those. The others are checked by their
+			// checksums, as without a key, and said to be.
+			switch {
+			case m.Encryption == backup.ModeNone:
+				dec = &backup.Decryption{Identities: dec.Identities}
+			case m.Keyed() && m.KeyFingerprint != dec.Key.Fingerprint() && opensAny(targets, dec.Key.Fingerprint()):
+				dec = &backup.Decryption{Identities: dec.Identities}
+				note = fmt.Sprintf("encrypted with another key (fingerprint %s) than the one given (%s): only its checksums were checked", m.KeyFingerprint, opts.Decryption.Key.Fingerprint())
+			}
 		}
 		rep, err := Verify(ctx, t, dec, progress)
 		done()
+		if rep != nil {
+			rep.Note = note
+		}
 		if err != nil {
 			if len(targets) == 1 && len(out.Failed) == 0 || ctx.Err() != nil {
 				return nil, err
@@ -217,6 +231,17 @@ func VerifyAll(ctx context.Context, location string, opts VerifyOptions) (*Verif
 		out.Chains = append(out.Chains, rep)
 	}
 	return out, out.err()
+}
+
+// opensAny reports whether a key of fingerprint fp opens one of the
+// targets: when it opens none, it is a wrong key, not a newer one.
+func opensAny(targets []*Target, fp string) bool {
+	for _, t := range targets {
+		if t.Manifest.Keyed() && t.Manifest.KeyFingerprint == fp {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *Verified) fail(chain string, err error) {
