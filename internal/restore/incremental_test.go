@@ -13,24 +13,33 @@ import (
 	"github.com/magpiedb/magpie/internal/store"
 )
 
+// testDB opens a data dir in root holding the new database name; the
+// database is closed with the test, unless the test closes it first.
+func testDB(t *testing.T, root, name string) (*store.DataDir, *store.DB) {
+	t.Helper()
+	d, err := store.Open(store.Options{Dir: filepath.Join(root, "data"), Create: true, CacheBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.CreateDatabase(name, store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := d.OpenDatabase(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return d, db
+}
+
 // TestIncrementalAfterRestoreUnderSameName: a database restored under its
 // own name has a new id. Its next incremental cannot extend the chain of
 // the database it replaced; it makes a full backup instead of failing
 // until the next scheduled full one.
 func TestIncrementalAfterRestoreUnderSameName(t *testing.T) {
 	root := t.TempDir()
-	d, err := store.Open(store.Options{Dir: filepath.Join(root, "data"), Create: true, CacheBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if _, err := d.CreateDatabase("media", store.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	db, err := d.OpenDatabase("media")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, db := testDB(t, root, "media")
 	to := filepath.Join(root, "backups")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	db.Put("d/1", []byte(`{}`))
@@ -141,19 +150,7 @@ func TestLocateNamesDifferingInCase(t *testing.T) {
 // changed at all, no file is written.
 func TestIncrementalOfConfiguration(t *testing.T) {
 	root := t.TempDir()
-	d, err := store.Open(store.Options{Dir: filepath.Join(root, "data"), Create: true, CacheBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if _, err := d.CreateDatabase("media", store.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	db, err := d.OpenDatabase("media")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	d, db := testDB(t, root, "media")
 	to := filepath.Join(root, "backups")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	run := func(at time.Time) *backup.Result {
