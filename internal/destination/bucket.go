@@ -135,7 +135,7 @@ func checkBucketURL(u *url.URL) error {
 			}
 		}
 	}
-	if u.Fragment != "" || strings.HasSuffix(u.String(), "#") {
+	if u.Fragment != "" {
 		return fmt.Errorf("destination %s has a #fragment, which no object store uses (it may be a secret put in the wrong place). Remove it", shown)
 	}
 	if u.Host == "" {

@@ -33,6 +33,26 @@ func testDB(t *testing.T, root, name string) (*store.DataDir, *store.DB) {
 	return d, db
 }
 
+// restoreAs restores the newest chain in to as database name of d and
+// opens it until the end of the test.
+func restoreAs(t *testing.T, d *store.DataDir, to, name string) *store.DB {
+	t.Helper()
+	tg, err := Locate(context.Background(), to, Until{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if _, err := Restore(d, tg, Options{As: name}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := d.OpenDatabase(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // TestIncrementalAfterRestoreUnderSameName: a database restored under its
 // own name has a new id. Its next incremental cannot extend the chain of
 // the database it replaced; it makes a full backup instead of failing
@@ -52,19 +72,7 @@ func TestIncrementalAfterRestoreUnderSameName(t *testing.T) {
 	if err := d.DeleteDatabase("media"); err != nil {
 		t.Fatal(err)
 	}
-	tg, err := Locate(context.Background(), to, Until{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	if _, err := Restore(d, tg, Options{As: "media"}); err != nil {
-		t.Fatal(err)
-	}
-	db, err = d.OpenDatabase("media")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = restoreAs(t, d, to, "media")
 	if db.ID() == oldID {
 		t.Fatal("the restored database kept its id; this test needs a new one")
 	}
@@ -174,19 +182,7 @@ func TestIncrementalOfConfiguration(t *testing.T) {
 	if again := run(t0.Add(2 * time.Hour)); !again.Unchanged {
 		t.Fatalf("nothing changed, yet a %s was written", again.Kind())
 	}
-	tg, err := Locate(context.Background(), to, Until{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	if _, err := Restore(d, tg, Options{As: "copy"}); err != nil {
-		t.Fatal(err)
-	}
-	cp, err := d.OpenDatabase("copy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Close()
+	cp := restoreAs(t, d, to, "copy")
 	if got, err := cp.Setting(dump.PeriodicBackups); err != nil || !strings.Contains(string(got), `"nightly"`) {
 		t.Fatalf("restored tasks %s %v; want the task added after the full backup", got, err)
 	}
